@@ -1,0 +1,92 @@
+"""linq_nb: explore, teach and debug Linq Partner API v2 webhook subscriptions from Jupyter.
+
+>>> import linq_nb
+>>> client = linq_nb.connect()          # the sandbox, unless LINQ_INTEGRATION_TOKEN is set
+>>> sub = client.create_subscription("https://example.com/hook", ["message.received"])
+>>> linq_nb.subscriptions_frame(client.list_subscriptions())
+
+Names are imported lazily, so ``import linq_nb`` stays fast: pandas and
+ipywidgets load only when a frame or a widget is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    # client
+    "LinqClient": "client",
+    "connect": "client",
+    "DEFAULT_BASE_URL": "client",
+    # models and catalogue
+    "WebhookSubscription": "models",
+    "EVENTS": "events",
+    "EVENT_TYPES": "events",
+    # errors
+    "LinqError": "errors",
+    "ConfigurationError": "errors",
+    "DuplicateSubscriptionError": "errors",
+    "SignatureVerificationError": "errors",
+    "ValidationError": "errors",
+    "AuthenticationError": "errors",
+    "NotFoundError": "errors",
+    "RateLimitError": "errors",
+    "ServerError": "errors",
+    "LinqConnectionError": "errors",
+    "LinqTimeoutError": "errors",
+    # servers
+    "Sandbox": "sandbox",
+    "Receiver": "receiver",
+    # frames
+    "subscriptions_frame": "frames",
+    "deliveries_frame": "frames",
+    "health": "frames",
+    "Monitor": "frames",
+    # widgets
+    "token_input": "widgets",
+    "SubscriptionForm": "widgets",
+    "SubscriptionManager": "widgets",
+    "DeliveryView": "widgets",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linq_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .client import DEFAULT_BASE_URL, LinqClient, connect
+    from .errors import (
+        AuthenticationError,
+        ConfigurationError,
+        DuplicateSubscriptionError,
+        LinqConnectionError,
+        LinqError,
+        LinqTimeoutError,
+        NotFoundError,
+        RateLimitError,
+        ServerError,
+        SignatureVerificationError,
+        ValidationError,
+    )
+    from .events import EVENT_TYPES, EVENTS
+    from .frames import Monitor, deliveries_frame, health, subscriptions_frame
+    from .models import WebhookSubscription
+    from .receiver import Receiver
+    from .sandbox import Sandbox
+    from .widgets import DeliveryView, SubscriptionForm, SubscriptionManager, token_input

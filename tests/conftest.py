@@ -1,0 +1,45 @@
+"""Shared fixtures: real servers on free ports, never mocks of our own HTTP layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+# Sentinels: tests search every output for these and must never find them.
+SENTINEL_TOKEN = "tok_SENTINEL_5d1e7a_never_show_me"
+SENTINEL_SECRET = "whsec_SENTINEL_9c2f4b_never_show_me"
+RECEIVER_SECRET = "whsec_test"
+
+
+@pytest.fixture(autouse=True)
+def _no_live_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never talk to the live API, whatever the developer's shell has set."""
+    monkeypatch.delenv("LINQ_INTEGRATION_TOKEN", raising=False)
+    monkeypatch.delenv("LINQ_API_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    from linq_nb.sandbox import Sandbox
+
+    with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.05, 0.1, 0.2]) as sb:
+        yield sb
+
+
+@pytest.fixture
+def client(sandbox: object) -> Iterator[object]:
+    from linq_nb.client import LinqClient
+
+    c = LinqClient(token=SENTINEL_TOKEN, base_url=sandbox.url, backoff_factor=0.01)  # type: ignore[attr-defined]
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[object]:
+    from linq_nb.receiver import Receiver
+
+    with Receiver(secrets=RECEIVER_SECRET) as r:
+        yield r
+
