@@ -61,10 +61,10 @@ class ServerThread:
             try:
                 with socket.create_connection((self.host, self.port), timeout=1):
                     return self
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{self.name} did not start listening on {self.url} within {timeout} s")
+                    raise RuntimeError(f"{self.name} did not start listening on {self.url} within {timeout} s") from exc
                 time.sleep(0.02)
 
     def stop(self) -> None:

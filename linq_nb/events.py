@@ -105,7 +105,11 @@ _SAMPLES: dict[str, dict[str, Any]] = {
         "created_at": "2025-05-21T21:32:00Z",
         "chat_handle": {"id": "h_1", "identifier": "+13035550100"},
         "chat_handles": _HANDLES,
-        "associated_message": {"id": "msg_1001", "text": "Hello from the Linq sandbox", "sent_at": "2025-05-21 15:30:00 -0600"},
+        "associated_message": {
+            "id": "msg_1001",
+            "text": "Hello from the Linq sandbox",
+            "sent_at": "2025-05-21 15:30:00 -0600",
+        },
     },
     "typing_indicator.received": {
         "chat_id": "chat_2001",
