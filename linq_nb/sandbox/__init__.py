@@ -1,0 +1,187 @@
+"""A local imitation of the Linq Partner API v2 webhook subscriptions, over real HTTP.
+
+>>> from linq_nb import Sandbox
+>>> with Sandbox() as sandbox:                      # 127.0.0.1, a free port
+...     client = LinqClient(token=sandbox.token, base_url=sandbox.url)
+
+It serves the five v2 endpoints exactly as ``shared/docs/linq-v2-api.md``
+describes them, delivers signed webhooks with Linq's retry rules, and adds a few
+control routes under ``/_sandbox/`` for teaching: trigger an event, read the
+delivery log, inject faults. Several tokens mean several isolated partners.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .._server import ServerThread
+from ..events import EVENT_TYPES
+from .app import API_PREFIX, TOKEN_HEADER, Fault, SandboxApp
+from .delivery import LINQ_RETRY_DELAYS, Deliverer
+from .store import Store, partner_key
+
+__all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token"]
+
+
+def new_token() -> str:
+    """A fresh random sandbox token."""
+    return "sandbox_" + secrets.token_hex(12)
+
+
+class Sandbox:
+    """The Linq v2 sandbox: an API server and a delivery worker, started together.
+
+    Args:
+        tokens: one token or several (one isolated partner each); a random one if None.
+        host, port: where to listen; port 0 picks a free port.
+        state: a SQLite file that keeps everything across restarts; None keeps it in memory.
+        retry_delays: seconds to wait before each retry of a failed delivery (so also how
+            many retries); Linq's schedule of 10 retries over ~25 min by default.
+        delivery_timeout: seconds a receiver has to answer (Linq: 10).
+        rate_limit: ``(limit, per_seconds)`` per partner, or None.
+        max_body_bytes: larger request bodies get a 413.
+        workers: deliveries made in parallel.
+    """
+
+    def __init__(
+        self,
+        tokens: str | Iterable[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state: str | Path | None = None,
+        retry_delays: Sequence[float] | None = None,
+        delivery_timeout: float = 10.0,
+        rate_limit: tuple[int, float] | None = None,
+        max_body_bytes: int = 1_048_576,
+        workers: int = 16,
+    ) -> None:
+        if tokens is None:
+            tokens = [new_token()]
+        elif isinstance(tokens, str):
+            tokens = [tokens]
+        self.tokens: list[str] = [t for t in dict.fromkeys(tokens) if t]
+        if not self.tokens:
+            raise ValueError("Sandbox needs at least one non-empty token (or tokens=None for a random one)")
+        self.store = Store(state)
+        self.deliverer = Deliverer(
+            self.store,
+            retry_delays=LINQ_RETRY_DELAYS if retry_delays is None else retry_delays,
+            timeout=delivery_timeout,
+            workers=workers,
+        )
+        self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
+                              on_enqueue=self.deliverer.wake, rate_limit=rate_limit)
+        self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox")
+
+    # -- life cycle ----------------------------------------------------------------
+    @property
+    def token(self) -> str:
+        """The first partner's token."""
+        return self.tokens[0]
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        return self._server.url
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def start(self) -> Sandbox:
+        """Serve in a background thread and start delivering; returns once it answers."""
+        if not self.running:
+            self.deliverer.start()
+            self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delivering. Pending deliveries stay in the state file, if any."""
+        self._server.stop()
+        self.deliverer.stop()
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground (the ``linq-nb sandbox`` command) until interrupted."""
+        from werkzeug.serving import make_server
+
+        from .._server import QuietHandler
+
+        self.deliverer.start()
+        server = make_server(self._server.host, self._server.port, self.app, threaded=True,
+                             request_handler=QuietHandler)
+        self._server.port = server.server_port
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+            self.deliverer.stop()
+
+    # -- teaching and testing ------------------------------------------------------
+    def _partner(self, token: str | None) -> str:
+        token = token or self.token
+        if token not in self.tokens:
+            raise ValueError("that token is not one of this sandbox's tokens")
+        return partner_key(token)
+
+    def emit(self, event_type: str, data: dict[str, Any] | None = None, *, token: str | None = None
+             ) -> dict[str, Any]:
+        """Create an event with a realistic payload and queue it for every matching subscription.
+
+        Returns ``{"event_id", "event_type", "deliveries_queued"}``; deliveries happen in the background
+        (see :meth:`wait_for_deliveries`).
+        """
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}; valid: {', '.join(EVENT_TYPES)}")
+        return self.app.emit(self._partner(token), event_type, data)
+
+    def deliveries(self, token: str | None = None) -> list[dict[str, Any]]:
+        """The delivery log, one record per HTTP attempt, oldest first."""
+        return self.store.attempts(self._partner(token))
+
+    def subscriptions(self, token: str | None = None) -> list[dict[str, Any]]:
+        """The partner's subscriptions as the API would return them (for asserting state)."""
+        return self.store.list(self._partner(token))
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Block until no delivery is queued or in flight (True), or ``timeout`` passes (False)."""
+        return self.deliverer.wait_idle(timeout)
+
+    def fail_next(self, n: int = 1, status: int | None = 500, *, delay: float = 0.0, after: bool = False,
+                  token: str | None = None) -> None:
+        """Make the next ``n`` API requests slow (``delay`` s) and/or fail with ``status``.
+
+        With ``after=False`` the request is not processed at all. With ``after=True`` it
+        is processed (a create is stored) and only the answer is lost: the imitation of
+        a response that never reached the client. ``token`` limits it to one partner.
+        """
+        self.app.add_fault(Fault(n, status, delay, after, partner_key(token) if token else None))
+
+    def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0) -> None:
+        """At most ``limit`` API requests per ``per_seconds`` for each partner; None lifts it."""
+        self.app.set_rate_limit(limit, per_seconds)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        where = self.url if self.running else "not started"
+        return f"<Sandbox {state} at {where}, {len(self.tokens)} partner(s), state={self.store.path!r}>"
+
+    def _repr_html_(self) -> str:
+        return (f"<b>Linq v2 sandbox</b> {'running' if self.running else 'stopped'} at "
+                f"<code>{html.escape(self.url)}</code> · {len(self.tokens)} partner(s)")
