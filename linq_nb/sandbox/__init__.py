@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -117,8 +117,11 @@ class Sandbox:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def serve_forever(self) -> None:
-        """Serve in the foreground (the ``linq-nb sandbox`` command) until interrupted."""
+    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the foreground (the ``linq-nb sandbox`` command) until interrupted.
+
+        ``ready`` is called with the base URL once the port is bound.
+        """
         from werkzeug.serving import make_server
 
         from .._server import QuietHandler
@@ -127,6 +130,8 @@ class Sandbox:
         server = make_server(self._server.host, self._server.port, self.app, threaded=True,
                              request_handler=QuietHandler)
         self._server.port = server.server_port
+        if ready is not None:
+            ready(self.url)
         try:
             server.serve_forever()
         finally:
@@ -157,7 +162,7 @@ class Sandbox:
 
     def subscriptions(self, token: str | None = None) -> list[dict[str, Any]]:
         """The partner's subscriptions as the API would return them (for asserting state)."""
-        return self.store.list(self._partner(token))
+        return self.store.subscriptions(self._partner(token))
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no delivery is queued or in flight (True), or ``timeout`` passes (False)."""

@@ -213,7 +213,7 @@ class SandboxApp:
                 return standard_error(429, f"rate limit exceeded; retry after {seconds} s",
                                       headers={"Retry-After": str(seconds)})
         try:
-            response = getattr(self, f"_{endpoint}")(request, partner, **args)
+            response = getattr(self, f"_route_{endpoint}")(request, partner, **args)
         except ApiError as exc:
             response = standard_error(exc.status, exc.message, exc.errors, code=exc.code, headers=exc.headers)
         if fault and fault.after:
@@ -264,13 +264,13 @@ class SandboxApp:
         return sub
 
     # -- endpoints -----------------------------------------------------------------
-    def _collection(self, request: Request, partner: str) -> Response:
+    def _route_collection(self, request: Request, partner: str) -> Response:
         if request.method == "GET":
-            return _json({"webhook_subscriptions": self.store.list(partner)})
+            return _json({"webhook_subscriptions": self.store.subscriptions(partner)})
         body = self._subscription_body(request)
         return _json({"webhook_subscription": self.store.create(partner, body)}, 201)
 
-    def _member(self, request: Request, partner: str, sub_id: str) -> Response:
+    def _route_member(self, request: Request, partner: str, sub_id: str) -> Response:
         sid = self._id(sub_id)
         if request.method == "GET":
             return _json({"webhook_subscription": self._found(self.store.get(partner, sid), sid)})
@@ -289,7 +289,7 @@ class SandboxApp:
             self.on_enqueue()
         return {"event_id": envelope["event_id"], "event_type": event_type, "deliveries_queued": queued}
 
-    def _emit(self, request: Request, partner: str) -> Response:
+    def _route_emit(self, request: Request, partner: str) -> Response:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object {"event_type": "...", "data": {...}}')
@@ -303,10 +303,10 @@ class SandboxApp:
             raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
         return _json(self.emit(partner, str(event_type), data), 202)
 
-    def _deliveries(self, request: Request, partner: str) -> Response:
+    def _route_deliveries(self, request: Request, partner: str) -> Response:
         return _json({"deliveries": self.store.attempts(partner)})
 
-    def _faults(self, request: Request, partner: str) -> Response:
+    def _route_faults(self, request: Request, partner: str) -> Response:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object such as {"fail_next": 2, "status": 503}')

@@ -143,7 +143,7 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     # -- subscriptions -------------------------------------------------------------
-    def list(self, partner: str) -> list[dict[str, Any]]:
+    def subscriptions(self, partner: str) -> list[dict[str, Any]]:
         return [_public(r) for r in self._query(
             "SELECT * FROM subscriptions WHERE partner = ? ORDER BY id", (partner,))]
 

@@ -1,0 +1,158 @@
+"""The ``linq-nb`` command: ``sandbox``, ``trigger`` and ``receiver``.
+
+    linq-nb sandbox --port 8765 --token alice --token bob --state classroom.sqlite
+    linq-nb trigger message.received --url http://127.0.0.1:8765 --token alice
+    linq-nb receiver --port 8766 --secret whsec_123
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .events import EVENT_TYPES
+
+__all__ = ["main"]
+
+
+def _delays(text: str) -> list[float]:
+    try:
+        delays = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--retry-delays takes seconds separated by commas, got {text!r}") from None
+    if any(d < 0 for d in delays):
+        raise argparse.ArgumentTypeError("--retry-delays must not be negative")
+    return delays
+
+
+def _rate(text: str) -> tuple[int, float]:
+    try:
+        limit, _, per = text.partition("/")
+        return int(limit), float(per or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rate-limit takes LIMIT/SECONDS such as 10/1, got {text!r}") from None
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_tokens(args: argparse.Namespace) -> list[str]:
+    tokens = list(args.token or [])
+    if args.tokens_file:
+        with open(args.tokens_file, encoding="utf-8") as fh:
+            tokens += [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+    return tokens
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import Sandbox
+
+    tokens = _read_tokens(args) or None
+    sandbox = Sandbox(tokens, host=args.host, port=args.port, state=args.state, retry_delays=args.retry_delays,
+                      rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes)
+    if not _is_loopback_host(args.host):
+        print(f"WARNING: listening on {args.host}: anyone who can reach this port and holds one of the tokens can "
+              "use this sandbox, and its webhooks go wherever subscriptions point.", file=sys.stderr)
+    shown = ", ".join(sandbox.tokens[:5]) + (f" (+{len(sandbox.tokens) - 5} more)" if len(sandbox.tokens) > 5 else "")
+
+    def ready(url: str) -> None:
+        print(f"Linq v2 sandbox on {url}  token(s): {shown}", flush=True)
+        print(f"  export LINQ_API_BASE_URL={url} LINQ_INTEGRATION_TOKEN=<token>   # Ctrl-C stops", flush=True)
+
+    try:
+        sandbox.serve_forever(ready)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.store.close()
+    return 0
+
+
+def _cmd_trigger(args: argparse.Namespace) -> int:
+    import requests
+
+    token = args.token or os.environ.get("LINQ_INTEGRATION_TOKEN")
+    if not token:
+        print("linq-nb trigger: give --token or set LINQ_INTEGRATION_TOKEN (the sandbox's token)", file=sys.stderr)
+        return 2
+    try:
+        data = json.loads(args.data) if args.data else None
+    except ValueError as exc:
+        print(f"linq-nb trigger: --data is not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    url = args.url.rstrip("/") + "/_sandbox/events"
+    try:
+        resp = requests.post(url, json={"event_type": args.event_type, "data": data},
+                             headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
+    except requests.RequestException as exc:
+        print(f"linq-nb trigger: could not reach the sandbox at {args.url} ({type(exc).__name__}); "
+              "is `linq-nb sandbox` running?", file=sys.stderr)
+        return 1
+    if resp.status_code != 202:
+        print(f"linq-nb trigger: the sandbox answered {resp.status_code}: {resp.text[:500]}", file=sys.stderr)
+        return 1
+    body = resp.json()
+    print(f"{body['event_type']} {body['event_id']}: {body['deliveries_queued']} delivery(ies) queued")
+    return 0
+
+
+def _cmd_receiver(args: argparse.Namespace) -> int:
+    from .receiver import main as receiver_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    for secret in args.secret or []:
+        argv += ["--secret", secret]
+    return int(receiver_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linq-nb", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"linq-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="serve the Linq v2 sandbox in the foreground")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--token", action="append", help="a partner's token; repeat for several partners")
+    sb.add_argument("--tokens-file", help="a file with one token per line (one partner each)")
+    sb.add_argument("--state", help="SQLite file that keeps everything across restarts (default: in memory)")
+    sb.add_argument("--retry-delays", type=_delays, default=None,
+                    help="seconds before each delivery retry, e.g. 0.1,0.2,0.4 (default: Linq's 10 over ~25 min)")
+    sb.add_argument("--rate-limit", type=_rate, default=None, help="LIMIT/SECONDS per partner, e.g. 10/1")
+    sb.add_argument("--max-body-bytes", type=int, default=1_048_576)
+    sb.set_defaults(func=_cmd_sandbox)
+
+    tr = sub.add_parser("trigger", help="send one event through a running sandbox")
+    tr.add_argument("event_type", choices=EVENT_TYPES, metavar="EVENT_TYPE", help=", ".join(EVENT_TYPES))
+    tr.add_argument("--url", default=os.environ.get("LINQ_API_BASE_URL", "http://127.0.0.1:8765"))
+    tr.add_argument("--token", default=None, help="the sandbox token (default: $LINQ_INTEGRATION_TOKEN)")
+    tr.add_argument("--data", default=None, help="JSON object of fields to override in the sample payload")
+    tr.set_defaults(func=_cmd_trigger)
+
+    rc = sub.add_parser("receiver", help="serve a local webhook receiver that verifies signatures")
+    rc.add_argument("--host", default="127.0.0.1")
+    rc.add_argument("--port", type=int, default=8766)
+    rc.add_argument("--secret", action="append", help="a webhook secret; repeat while rotating")
+    rc.set_defaults(func=_cmd_receiver)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
