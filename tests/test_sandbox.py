@@ -14,7 +14,8 @@ from linq_nb.sandbox import Sandbox
 from tests.conftest import SENTINEL_TOKEN
 
 PATH = "/api/partner/v2/webhook_subscriptions"
-GOOD = {"webhook_url": "https://example.com/hook", "version": 2, "events": ["message.sent"], "secret": "s", "active": True}
+GOOD = {"webhook_url": "https://example.com/hook", "version": 2, "events": ["message.sent"], "secret": "s",
+        "active": True}
 
 
 def call(sandbox: Sandbox, method: str, path: str = PATH, *, token: str | None = SENTINEL_TOKEN,
