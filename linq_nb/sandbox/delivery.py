@@ -134,6 +134,8 @@ class Deliverer:
         try:
             resp = self._http.request("POST", url, body=job.body, headers=headers, redirect=False)
             status = resp.status
+        except urllib3.exceptions.NewConnectionError as exc:  # (a ConnectTimeoutError subclass in urllib3 2)
+            error = f"connection error: {type(exc).__name__}"
         except urllib3.exceptions.TimeoutError:
             error = f"timeout after {self.timeout:g} s"
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
