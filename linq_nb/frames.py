@@ -1,0 +1,744 @@
+"""pandas views of subscriptions, deliveries and their health over time. No HTTP of its own.
+
+- :func:`subscriptions_frame`: one row per subscription, from ``WebhookSubscription`` objects
+  or the API's raw JSON dicts (the fast path: a 100,000-row list response in well under a second).
+- :func:`style_subscriptions`: the same frame as a pandas ``Styler`` with inactive and
+  never-delivered rows marked, for a notebook table.
+- :func:`deliveries_frame`: the sandbox's per-attempt delivery log.
+- :class:`Monitor`: snapshots of ``client.list_subscriptions()`` taken in the background.
+- :func:`health`: per subscription, from those snapshots, "healthy", "failing",
+  "never delivered", "idle" or "inactive", with the numbers behind the verdict.
+- :func:`plot_attempts`, :func:`plot_since_last_delivery`: the same as pictures (matplotlib,
+  imported only when a plot is drawn).
+
+Dtypes are the same on pandas 2 and 3: timestamps are ``datetime64[ns, UTC]``
+(:data:`DATETIME_DTYPE`; pandas 3 would otherwise infer a unit per input, usually
+microseconds), integers are the nullable ``Int64``, and text columns use pandas'
+default string dtype (``str`` on pandas 3, ``object`` on pandas 2).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from .models import WebhookSubscription, parse_datetime
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from pandas.io.formats.style import Styler
+
+__all__ = [
+    "DATETIME_DTYPE",
+    "SUBSCRIPTION_COLUMNS",
+    "DELIVERY_COLUMNS",
+    "HEALTH_COLUMNS",
+    "HEALTH_STATUSES",
+    "subscriptions_frame",
+    "subscription_marks",
+    "style_subscriptions",
+    "deliveries_frame",
+    "snapshots_frame",
+    "health",
+    "Monitor",
+    "plot_attempts",
+    "plot_since_last_delivery",
+]
+
+#: The dtype of every timestamp column, whatever pandas would infer.
+DATETIME_DTYPE = "datetime64[ns, UTC]"
+_TIMEDELTA_DTYPE = "timedelta64[ns]"
+
+#: Columns of :func:`subscriptions_frame`, in order.
+SUBSCRIPTION_COLUMNS: tuple[str, ...] = (
+    "id",
+    "webhook_url",
+    "version",
+    "events",
+    "active",
+    "secret_configured",
+    "delivery_attempts",
+    "last_delivered_at",
+    "created_at",
+    "updated_at",
+)
+_INT_COLUMNS = ("id", "version", "delivery_attempts")
+_BOOL_COLUMNS = ("active", "secret_configured")
+_TIME_COLUMNS = ("last_delivered_at", "created_at", "updated_at")
+# What a missing key means, the same as WebhookSubscription.from_api (a missing id becomes <NA>).
+_DEFAULTS: dict[str, Any] = {
+    "id": None,
+    "webhook_url": "",
+    "version": 2,
+    "events": (),
+    "active": True,
+    "secret_configured": False,
+    "delivery_attempts": 0,
+    "last_delivered_at": None,
+    "created_at": None,
+    "updated_at": None,
+}
+
+#: Columns of :func:`deliveries_frame`, in order (the keys of the sandbox's delivery log).
+DELIVERY_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "event_type",
+    "subscription_id",
+    "attempt",
+    "status_code",
+    "error",
+    "ok",
+    "started_at",
+    "duration_ms",
+)
+
+#: The verdicts :func:`health` gives.
+HEALTH_STATUSES: tuple[str, ...] = ("healthy", "failing", "never delivered", "idle", "inactive")
+
+#: Columns of :func:`health`, in order.
+HEALTH_COLUMNS: tuple[str, ...] = (
+    "id",
+    "webhook_url",
+    "status",
+    "reason",
+    "active",
+    "attempts_first",
+    "attempts_last",
+    "new_attempts",
+    "attempts_since_delivery",
+    "last_delivered_at",
+    "since_last_delivery",
+    "first_seen",
+    "last_seen",
+    "snapshots",
+)
+
+SubscriptionLike = WebhookSubscription | Mapping[str, Any]
+Snapshot = tuple[datetime, list[WebhookSubscription]]
+
+
+# --------------------------------------------------------------------------- column builders
+
+
+def _int_array(values: list[Any]) -> pd.arrays.IntegerArray:
+    """A nullable Int64 array; fast when every value is an int, None/NaN become <NA>."""
+    try:
+        data = np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return pd.array(values, dtype="Int64")
+    return pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool))
+
+
+def _str_series(values: list[Any]) -> pd.Series:
+    """pandas' default string dtype (``str`` on pandas 3, ``object`` on pandas 2); None stays missing."""
+    return pd.Series(values, dtype=str)
+
+
+def _object_series(values: list[Any]) -> pd.Series:
+    return pd.Series(values, dtype=object)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value)
+
+
+def _datetime_index(values: list[Any], column: str) -> pd.DatetimeIndex:
+    """UTC ``datetime64[ns]`` from ISO 8601 strings, datetimes or None (-> NaT).
+
+    ``format="ISO8601"`` is pandas' fast path and takes every ISO form (``Z`` or an offset,
+    any number of fraction digits, ``T`` or a space); anything else goes through
+    ``format="mixed"`` (dateutil, slower) before giving up with the column's name. No cache:
+    API timestamps are nearly all distinct, and pandas' cache costs more than it saves then.
+    """
+    try:
+        idx = pd.to_datetime(values, utc=True, format="ISO8601", cache=False)
+    except (TypeError, ValueError):
+        try:
+            idx = pd.to_datetime(values, utc=True, format="mixed")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"column {column!r} holds a value that is not a date-time: {exc}") from exc
+    return idx.as_unit("ns")
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+def _unwrap_subscriptions(subs: Any) -> list[Any]:
+    """The list of subscription items in whatever the caller passed."""
+    if isinstance(subs, WebhookSubscription):
+        return [subs]
+    if isinstance(subs, Mapping):
+        if "webhook_subscriptions" in subs:  # the list endpoint's whole body
+            return list(subs["webhook_subscriptions"])
+        if "webhook_subscription" in subs:  # a create/get/update body
+            return [subs["webhook_subscription"]]
+        if "id" in subs:  # one raw subscription object
+            return [subs]
+        raise TypeError(
+            "subscriptions_frame() needs subscriptions: WebhookSubscription objects or the API's JSON objects, "
+            f"not a mapping with keys {sorted(map(str, subs))[:5]}"
+        )
+    if isinstance(subs, (str, bytes)):
+        raise TypeError("subscriptions_frame() needs subscriptions, not a string; parse the JSON first")
+    return list(subs)
+
+
+def _as_row(item: Any) -> Mapping[str, Any]:
+    if isinstance(item, WebhookSubscription):
+        return item.__dict__  # same names as the API's keys
+    if isinstance(item, Mapping):
+        return item
+    raise TypeError(
+        f"subscriptions_frame() got a {type(item).__name__}; expected WebhookSubscription objects "
+        "or the API's JSON objects (dicts)"
+    )
+
+
+def _subscription_columns(items: list[Any]) -> dict[str, list[Any]]:
+    """Column-wise lists. Fast path: plain dicts with every key; otherwise normalise row by row."""
+    try:
+        return {name: [row[name] for row in items] for name in SUBSCRIPTION_COLUMNS}
+    except (KeyError, TypeError, IndexError):
+        pass
+    rows = [_as_row(item) for item in items]
+    return {name: [row.get(name, default) for row in rows] for name, default in _DEFAULTS.items()}
+
+
+def subscriptions_frame(subs: Iterable[SubscriptionLike] | Mapping[str, Any]) -> pd.DataFrame:
+    """One row per subscription, with fixed columns and dtypes.
+
+    ``subs`` may hold ``WebhookSubscription`` objects, the API's raw JSON objects, or both;
+    the list endpoint's whole body (``{"webhook_subscriptions": [...]}``) is accepted too.
+    Raw dicts are the fast path (column-wise, one vectorised parse per timestamp column).
+
+    ============================  ==========================================================
+    column                        dtype
+    ============================  ==========================================================
+    ``id``                        ``Int64``
+    ``webhook_url``               pandas' string dtype (``str``; ``object`` on pandas 2)
+    ``version``                   ``Int64``
+    ``events``                    ``object``, each cell a ``list`` of event names
+    ``active``                    ``bool``
+    ``secret_configured``         ``bool``
+    ``delivery_attempts``         ``Int64``
+    ``last_delivered_at``         ``datetime64[ns, UTC]``, NaT until a delivery succeeds
+    ``created_at``, ``updated_at``  ``datetime64[ns, UTC]``
+    ============================  ==========================================================
+
+    A raw dict's ``events`` list goes into the frame as it is, not copied (as with
+    ``DataFrame.from_records``; copying 100,000 small lists would double the time): copy a
+    cell before changing it in place. A model's events tuple becomes a new list.
+
+    An empty input gives an empty frame with the same columns and dtypes. Missing keys in a
+    dict take the same defaults as ``WebhookSubscription.from_api``; a timestamp that is not
+    ISO 8601 is parsed leniently, and one that is not a date at all raises ``ValueError``.
+    """
+    items = _unwrap_subscriptions(subs)
+    cols = _subscription_columns(items)
+    data: dict[str, Any] = {}
+    for name in SUBSCRIPTION_COLUMNS:
+        values = cols[name]
+        if name in _INT_COLUMNS:
+            data[name] = _int_array(values)
+        elif name in _BOOL_COLUMNS:
+            data[name] = np.array(values, dtype=bool)
+        elif name in _TIME_COLUMNS:
+            data[name] = _datetime_index(values, name)
+        elif name == "events":
+            data[name] = _object_series([v if type(v) is list else _as_list(v) for v in values])
+        else:
+            data[name] = _str_series(values)
+    return pd.DataFrame(data)
+
+
+def subscription_marks(df: pd.DataFrame) -> pd.Series:
+    """Per row of a :func:`subscriptions_frame`: ``"inactive"``, ``"never delivered"`` or ``""``.
+
+    An inactive subscription is marked inactive whether or not it ever delivered.
+    """
+    inactive = ~df["active"].astype(bool).to_numpy()
+    never = df["last_delivered_at"].isna().to_numpy()
+    marks = np.where(inactive, "inactive", np.where(never, "never delivered", ""))
+    return pd.Series(marks, index=df.index, name="mark", dtype=str)
+
+
+_MARK_CSS = {
+    "inactive": "color: #7f8c8d; background-color: rgba(127, 140, 141, 0.15)",
+    "never delivered": "background-color: rgba(241, 196, 15, 0.22)",
+}
+
+
+def style_subscriptions(df: pd.DataFrame) -> Styler:
+    """A :func:`subscriptions_frame` as a ``Styler``: inactive rows greyed, never-delivered rows yellow.
+
+    Events are shown comma-separated and missing timestamps as "never"/"—". The colours are
+    translucent so that they read in light and dark notebook themes. Needs Jinja2, as every
+    pandas ``Styler`` does; :func:`subscription_marks` gives the same marks without it.
+    """
+    row_css = np.array([_MARK_CSS.get(mark, "") for mark in subscription_marks(df)], dtype=object)
+
+    def frame_css(data: pd.DataFrame) -> pd.DataFrame:
+        cells = np.repeat(row_css[:, None], data.shape[1], axis=1)
+        return pd.DataFrame(cells, index=data.index, columns=data.columns)
+
+    styler = df.style.apply(frame_css, axis=None)
+    formats: dict[str, Any] = {}
+    if "events" in df.columns:
+        formats["events"] = lambda v: ", ".join(v) if isinstance(v, (list, tuple)) else str(v)
+    if "last_delivered_at" in df.columns:
+        formats["last_delivered_at"] = lambda v: "never" if pd.isna(v) else str(v)
+    styler = styler.format(formats, na_rep="—")
+    return styler.set_caption("grey: inactive (receives nothing) · yellow: never delivered")
+
+
+# --------------------------------------------------------------------------- deliveries
+
+
+def deliveries_frame(records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
+    """The sandbox's delivery log (one record per HTTP attempt) as a frame.
+
+    ``records`` is ``Sandbox.deliveries()``, or the body of ``GET /_sandbox/deliveries``
+    (``{"deliveries": [...]}``). Columns, in order: ``event_id``, ``event_type`` (str),
+    ``subscription_id``, ``attempt``, ``status_code`` (``Int64``, <NA> when the attempt got no
+    answer), ``error`` (str, missing when none), ``ok`` (bool), ``started_at``
+    (``datetime64[ns, UTC]``), ``duration_ms`` (float). Empty input gives the same columns.
+    Keys other than these are ignored.
+    """
+    if isinstance(records, Mapping):
+        if "deliveries" not in records:
+            raise TypeError("deliveries_frame() needs delivery records or a {'deliveries': [...]} body")
+        rows: list[Mapping[str, Any]] = list(records["deliveries"])
+    else:
+        rows = list(records)
+    cols = {name: [row.get(name) for row in rows] for name in DELIVERY_COLUMNS}
+    return pd.DataFrame(
+        {
+            "event_id": _str_series(cols["event_id"]),
+            "event_type": _str_series(cols["event_type"]),
+            "subscription_id": _int_array(cols["subscription_id"]),
+            "attempt": _int_array(cols["attempt"]),
+            "status_code": _int_array(cols["status_code"]),
+            "error": _str_series(cols["error"]),
+            "ok": np.array([bool(v) for v in cols["ok"]], dtype=bool),
+            "started_at": _datetime_index(cols["started_at"], "started_at"),
+            "duration_ms": np.array(cols["duration_ms"], dtype=np.float64),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- snapshots and health
+
+
+class SupportsListSubscriptions(Protocol):
+    """Anything with ``list_subscriptions()``: a ``LinqClient``, or a stand-in in a notebook."""
+
+    def list_subscriptions(self) -> Sequence[SubscriptionLike]: ...
+
+
+def _as_subscription(item: Any) -> WebhookSubscription:
+    if isinstance(item, WebhookSubscription):
+        return item
+    if isinstance(item, Mapping):
+        return WebhookSubscription.from_api(item)
+    raise TypeError(f"a snapshot holds a {type(item).__name__}; expected WebhookSubscription objects or dicts")
+
+
+def _utc(value: Any, what: str) -> datetime:
+    dt = parse_datetime(value)
+    if dt is None:
+        raise ValueError(f"{what} is missing")
+    return dt
+
+
+def _snapshots_of(source: Any) -> list[Snapshot]:
+    """Normalise a Monitor or an iterable of (taken_at, subscriptions) pairs, oldest first."""
+    raw = source.snapshots if isinstance(source, Monitor) else source
+    if isinstance(raw, (str, bytes, Mapping)):
+        raise TypeError("expected a Monitor or a list of (taken_at, [subscriptions]) pairs")
+    snaps: list[Snapshot] = []
+    for pair in raw:
+        try:
+            taken_at, subs = pair
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"each snapshot must be a (taken_at, [subscriptions]) pair, not {type(pair).__name__}"
+            ) from exc
+        snaps.append((_utc(taken_at, "a snapshot's taken_at"), [_as_subscription(s) for s in subs]))
+    snaps.sort(key=lambda pair: pair[0])
+    return snaps
+
+
+def snapshots_frame(snapshots: Any) -> pd.DataFrame:
+    """Snapshots as one long frame: ``taken_at`` (``datetime64[ns, UTC]``) + :func:`subscriptions_frame` columns.
+
+    ``snapshots``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs.
+    """
+    snaps = _snapshots_of(snapshots)
+    taken: list[datetime] = []
+    subs: list[WebhookSubscription] = []
+    for taken_at, items in snaps:
+        taken.extend([taken_at] * len(items))
+        subs.extend(items)
+    df = subscriptions_frame(subs)
+    df.insert(0, "taken_at", _datetime_index(taken, "taken_at"))
+    return df
+
+
+def _as_timedelta(value: timedelta | float | pd.Timedelta) -> timedelta:
+    if isinstance(value, pd.Timedelta):
+        return value.to_pytimedelta()
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def health(
+    snapshots: Any,
+    now: datetime | None = None,
+    idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1),
+) -> pd.DataFrame:
+    """Per subscription, whether events reach it, judged from snapshots of ``list_subscriptions()``.
+
+    ``snapshots`` is a :class:`Monitor` or a list of ``(taken_at, [WebhookSubscription or dict])``
+    pairs, in any order. One row per subscription present in the latest snapshot (deleted ones
+    drop out), sorted by id. ``now`` (default: the latest snapshot's ``taken_at``, the newest
+    moment the data speaks for) is what ``since_last_delivery`` is measured against;
+    ``idle_after`` is a ``timedelta`` or seconds.
+
+    The status, first rule that applies:
+
+    1. ``"inactive"``: ``active`` is False in the latest snapshot (it receives nothing).
+    2. ``"never delivered"``: ``last_delivered_at`` is null and ``delivery_attempts`` is 0
+       (nothing was sent to it yet).
+    3. ``"failing"``: ``last_delivered_at`` is null but attempts were made (every one failed),
+       or ``delivery_attempts`` rose after ``last_delivered_at`` last changed in the window
+       (attempts keep coming and none succeeds: retries). A delivery seen later in the
+       window turns it healthy again.
+    4. ``"idle"``: no new attempts in the window and the last delivery is older than
+       ``idle_after``.
+    5. ``"healthy"``: anything else.
+
+    Columns: ``id``, ``webhook_url``, ``status``, ``reason`` (one sentence), ``active``,
+    ``attempts_first``/``attempts_last`` (``delivery_attempts`` in the first and latest snapshot
+    holding it), ``new_attempts`` (their difference), ``attempts_since_delivery`` (the rise since
+    ``last_delivered_at`` took its latest value), ``last_delivered_at``, ``since_last_delivery``
+    (``timedelta64[ns]``, NaT when never delivered, never negative), ``first_seen``/``last_seen``
+    and ``snapshots`` (how many snapshots held it). With a single snapshot nothing can have
+    "risen", so only rules 1, 2, the null case of 3, 4 and 5 can apply.
+    """
+    snaps = _snapshots_of(snapshots)
+    idle = _as_timedelta(idle_after)
+    rows: list[dict[str, Any]] = []
+    if snaps:
+        reference = _utc(now, "now") if now is not None else snaps[-1][0]
+        history: dict[int, list[tuple[datetime, WebhookSubscription]]] = {}
+        for taken_at, subs in snaps:
+            for sub in subs:
+                seen = history.setdefault(sub.id, [])
+                if not seen or seen[-1][0] != taken_at:
+                    seen.append((taken_at, sub))
+        latest_ids = sorted({sub.id for sub in snaps[-1][1]})
+        for sub_id in latest_ids:
+            rows.append(_health_row(history[sub_id], reference, idle))
+    return pd.DataFrame(
+        {
+            "id": _int_array([r["id"] for r in rows]),
+            "webhook_url": _str_series([r["webhook_url"] for r in rows]),
+            "status": _str_series([r["status"] for r in rows]),
+            "reason": _str_series([r["reason"] for r in rows]),
+            "active": np.array([r["active"] for r in rows], dtype=bool),
+            "attempts_first": _int_array([r["attempts_first"] for r in rows]),
+            "attempts_last": _int_array([r["attempts_last"] for r in rows]),
+            "new_attempts": _int_array([r["new_attempts"] for r in rows]),
+            "attempts_since_delivery": _int_array([r["attempts_since_delivery"] for r in rows]),
+            "last_delivered_at": _datetime_index([r["last_delivered_at"] for r in rows], "last_delivered_at"),
+            "since_last_delivery": pd.to_timedelta([r["since_last_delivery"] for r in rows]).astype(_TIMEDELTA_DTYPE),
+            "first_seen": _datetime_index([r["first_seen"] for r in rows], "first_seen"),
+            "last_seen": _datetime_index([r["last_seen"] for r in rows], "last_seen"),
+            "snapshots": _int_array([r["snapshots"] for r in rows]),
+        }
+    )
+
+
+def _health_row(seen: list[tuple[datetime, WebhookSubscription]], now: datetime, idle: timedelta) -> dict[str, Any]:
+    first_at, first = seen[0]
+    last_at, last = seen[-1]
+    delivered = last.last_delivered_at
+    # The first snapshot in which last_delivered_at already had its latest value.
+    k = len(seen) - 1
+    while k > 0 and seen[k - 1][1].last_delivered_at == delivered:
+        k -= 1
+    attempts_since = last.delivery_attempts - seen[k][1].delivery_attempts
+    new_attempts = last.delivery_attempts - first.delivery_attempts
+    since = max(now - delivered, timedelta(0)) if delivered is not None else None
+
+    if not last.active:
+        status, reason = "inactive", "inactive: it receives nothing until it is activated again"
+    elif delivered is None and last.delivery_attempts == 0:
+        status, reason = "never delivered", "no delivery has been attempted yet"
+    elif delivered is None:
+        status = "failing"
+        reason = f"{last.delivery_attempts} attempt(s) and not one succeeded: check the receiver at webhook_url"
+    elif attempts_since > 0:
+        status = "failing"
+        reason = (
+            f"{attempts_since} attempt(s) since the last successful delivery "
+            f"({_ago(since or timedelta(0))} before now) and none succeeded"
+        )
+    elif new_attempts == 0 and since is not None and since > idle:
+        status, reason = "idle", f"no attempts while watched; last delivery {_ago(since)} before now"
+    else:
+        status = "healthy"
+        reason = "deliveries succeed" if new_attempts else "no failed attempts since the last delivery"
+    return {
+        "id": last.id,
+        "webhook_url": last.webhook_url,
+        "status": status,
+        "reason": reason,
+        "active": last.active,
+        "attempts_first": first.delivery_attempts,
+        "attempts_last": last.delivery_attempts,
+        "new_attempts": new_attempts,
+        "attempts_since_delivery": attempts_since,
+        "last_delivered_at": delivered,
+        "since_last_delivery": since,
+        "first_seen": first_at,
+        "last_seen": last_at,
+        "snapshots": len(seen),
+    }
+
+
+class Monitor:
+    """Snapshots of ``client.list_subscriptions()``, taken now (:meth:`take`) or every ``every`` seconds.
+
+    >>> with Monitor(client, every=1.0) as mon:      # starts polling in a daemon thread
+    ...     ...                                        # trigger events, break the receiver, ...
+    >>> mon.health()                                   # stopped on leaving the block
+
+    ``client`` is anything with ``list_subscriptions()`` returning ``WebhookSubscription``
+    objects or dicts. The background thread waits ``every`` seconds between polls and records
+    an exception in :attr:`errors` instead of dying; :meth:`take` called directly raises it.
+    :meth:`stop` wakes the thread at once and waits for a poll in flight to finish.
+    """
+
+    def __init__(self, client: SupportsListSubscriptions, every: float = 5.0, *, max_errors: int = 100) -> None:
+        if not hasattr(client, "list_subscriptions"):
+            raise TypeError(f"Monitor needs a client with list_subscriptions(), not a {type(client).__name__}")
+        every = float(every)
+        if not every > 0:
+            raise ValueError(f"every must be a positive number of seconds, not {every!r}")
+        self.client = client
+        self.every = every
+        self.max_errors = max_errors
+        self._lock = threading.Lock()
+        self._snapshots: list[Snapshot] = []
+        self._errors: list[tuple[datetime, Exception]] = []
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """``(taken_at, [WebhookSubscription])`` pairs, oldest first (a copy; taken_at in UTC)."""
+        with self._lock:
+            return list(self._snapshots)
+
+    @property
+    def errors(self) -> list[tuple[datetime, Exception]]:
+        """``(when, exception)`` for the background polls that failed (the latest ``max_errors``)."""
+        with self._lock:
+            return list(self._errors)
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread polls."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def take(self) -> Snapshot:
+        """Call ``list_subscriptions()`` now, record the snapshot and return it. Errors propagate."""
+        subs = [_as_subscription(s) for s in self.client.list_subscriptions()]
+        snapshot = (datetime.now(timezone.utc), subs)
+        with self._lock:
+            self._snapshots.append(snapshot)
+        return snapshot
+
+    def start(self) -> Monitor:
+        """Start polling in a daemon thread (the first poll at once); no-op if already running."""
+        if self.running:
+            return self
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name="linq-nb-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop polling: wake the thread and wait (up to ``timeout`` s) for a poll in flight to end."""
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+
+    def clear(self) -> None:
+        """Forget every snapshot and error."""
+        with self._lock:
+            self._snapshots.clear()
+            self._errors.clear()
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.take()
+            except Exception as exc:  # recorded, never raised in the thread
+                with self._lock:
+                    self._errors.append((datetime.now(timezone.utc), exc))
+                    del self._errors[: max(0, len(self._errors) - self.max_errors)]
+            if stop.wait(self.every):
+                break
+
+    def frame(self) -> pd.DataFrame:
+        """Every snapshot as one long frame (see :func:`snapshots_frame`)."""
+        return snapshots_frame(self)
+
+    def health(
+        self, now: datetime | None = None, idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1)
+    ) -> pd.DataFrame:
+        """:func:`health` of these snapshots."""
+        return health(self, now=now, idle_after=idle_after)
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        with self._lock:
+            n_snaps, n_errors = len(self._snapshots), len(self._errors)
+        return f"<Monitor every={self.every:g}s {state}, {n_snaps} snapshot(s), {n_errors} error(s)>"
+
+
+# --------------------------------------------------------------------------- plots
+
+_STATUS_COLOURS = {
+    "healthy": "#27ae60",
+    "failing": "#c0392b",
+    "never delivered": "#f1c40f",
+    "idle": "#e67e22",
+    "inactive": "#7f8c8d",
+}
+
+
+def _new_axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _fig, new_ax = plt.subplots(figsize=(8, 4))
+    return new_ax
+
+
+def _naive_utc(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as naive ``datetime64[ns]``, which matplotlib plots without pandas' converters."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
+    """``delivery_attempts`` over time, one line per subscription, with a marker where a delivery succeeded.
+
+    ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs. A marker
+    sits on the snapshot in which ``last_delivered_at`` changed. A line rising with no markers is
+    a failing endpoint. Returns the matplotlib ``Axes`` (a new figure unless ``ax`` is given).
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import MaxNLocator
+
+    ax = _new_axes(ax)
+    long = snapshots_frame(source)
+    ax.set_title("Delivery attempts per subscription")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("delivery_attempts")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if long.empty:
+        ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    marker_label = "successful delivery"
+    for sub_id, group in long.sort_values(["id", "taken_at"], kind="stable").groupby("id", sort=True):
+        x = _naive_utc(group["taken_at"])
+        y = group["delivery_attempts"].astype("float64").to_numpy()
+        (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
+        delivered = group["last_delivered_at"]
+        changed = (delivered.ne(delivered.shift()) & delivered.notna()).to_numpy()
+        changed[0] = False  # the first snapshot shows a state, not a change
+        if changed.any():
+            ax.scatter(
+                x[changed],
+                y[changed],
+                s=60,
+                marker="o",
+                facecolors="none",
+                edgecolors=line.get_color(),
+                linewidths=1.5,
+                zorder=3,
+                label=marker_label,
+            )
+            marker_label = "_nolegend_"
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def plot_since_last_delivery(
+    source: Any,
+    ax: Axes | None = None,
+    now: datetime | None = None,
+    idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1),
+) -> Axes:
+    """Time since each subscription's last successful delivery, as horizontal bars coloured by :func:`health` status.
+
+    ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs; ``now`` and
+    ``idle_after`` as for :func:`health`. Never-delivered subscriptions get no bar and the word
+    "never". Returns the matplotlib ``Axes``.
+    """
+    ax = _new_axes(ax)
+    h = health(source, now=now, idle_after=idle_after)
+    ax.set_title("Time since last successful delivery")
+    if h.empty:
+        ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    seconds = h["since_last_delivery"].dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = seconds[~np.isnan(seconds)]
+    largest = float(finite.max()) if finite.size else 0.0
+    unit, size = next(
+        ((u, s) for u, s, limit in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 172800)) if largest < limit),
+        ("d", 86400),
+    )
+    values = np.nan_to_num(seconds / size, nan=0.0)
+    labels = [f"#{i}  {s}" for i, s in zip(h["id"], h["status"], strict=True)]
+    colours = [_STATUS_COLOURS.get(str(s), "#95a5a6") for s in h["status"]]
+    positions = np.arange(len(h))
+    ax.barh(positions, values, color=colours)
+    ax.set_yticks(positions, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{unit} since last delivery")
+    for pos, sec, value in zip(positions, seconds, values, strict=True):
+        if np.isnan(sec):
+            ax.text(0.0, float(pos), " never", va="center", ha="left", fontsize="small")
+        else:
+            ax.text(float(value), float(pos), f" {value:.3g} {unit}", va="center", ha="left", fontsize="small")
+    return ax
