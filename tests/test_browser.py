@@ -1,0 +1,405 @@
+"""Real browser: JupyterLab on a free port, driven in Debian's Chromium by Playwright.
+
+The quick-start test opens ``notebooks/01-quickstart.ipynb`` (a copy, so the
+committed outputs stay untouched), runs every cell, fills the
+``SubscriptionForm`` like a person would, clicks create, and then checks the
+rendered table and the sandbox itself. The kernel finds the sandbox through
+``LINQ_API_BASE_URL`` and ``LINQ_INTEGRATION_TOKEN`` set in JupyterLab's
+environment, so the notebook's ``linq_nb.connect()`` talks to a Sandbox that
+this test owns and can inspect.
+
+A smaller test runs a throwaway notebook with a button and a text field: when
+it fails, the problem is JupyterLab, Chromium or the widget bridge, not linq_nb.
+
+Without ``/usr/bin/chromium`` or the ``playwright`` package these tests skip,
+except when ``CI`` is set: there a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("LINQ_NB_CHROMIUM", "/usr/bin/chromium")
+# Headless as root; the network flags stop Chromium calling home on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+QUICKSTART = "01-quickstart.ipynb"
+BROWSER_TOKEN = "sandbox_browser_test_token"
+HOOK_URL = "https://example.com/hooks/from-the-browser"
+STARTUP_TIMEOUT = 90.0  # seconds; generous for a cold, busy 2-core CI machine
+RUN_ALL_TIMEOUT = 180.0
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI is set, so a missing browser is a failure, not a skip")
+    pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------- JupyterLab
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class JupyterLab:
+    """A JupyterLab server in a subprocess with its own config, data, runtime and settings folders."""
+
+    def __init__(self, root: Path, state: Path, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.state = state
+        self.extra_env = env or {}
+        self.token = secrets.token_hex(16)
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = state / "jupyterlab.log"
+        self.started_in = 0.0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}?token={self.token}"
+
+    def _prepare_dirs(self) -> dict[str, str]:
+        dirs = {name: self.state / name for name in ("config", "data", "runtime", "settings", "workspaces")}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        # No news/update pop-ups (they would also try the network).
+        labconfig = dirs["config"] / "labconfig"
+        labconfig.mkdir(exist_ok=True)
+        (labconfig / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+        )
+        # Keep every cell in the DOM, so selectors see cells that are scrolled away.
+        tracker = dirs["settings"] / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+        return {k: str(v) for k, v in dirs.items()}
+
+    def start(self) -> JupyterLab:
+        dirs = self._prepare_dirs()
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": dirs["config"],
+            "JUPYTER_DATA_DIR": dirs["data"],
+            "JUPYTER_RUNTIME_DIR": dirs["runtime"],
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            **self.extra_env,
+        }
+        t0 = time.monotonic()
+        for _ in range(3):  # a free port can be taken between probing and binding
+            self.port = _free_port()
+            cmd = [
+                sys.executable, "-m", "jupyterlab",
+                "--no-browser", "--ServerApp.open_browser=False",
+                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root}",
+                f"--LabApp.user_settings_dir={dirs['settings']}",
+                f"--LabApp.workspaces_dir={dirs['workspaces']}",
+            ]  # fmt: skip
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                cmd.append("--allow-root")
+            with self.log.open("ab") as log:
+                self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if self._wait_until_ready():
+                self.started_in = time.monotonic() - t0
+                return self
+        raise RuntimeError(f"JupyterLab did not start; its log:\n{self.log_tail()}")
+
+    def _wait_until_ready(self) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(self.url("/api/status"), timeout=2) as resp:
+                    if resp.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"JupyterLab did not answer within {STARTUP_TIMEOUT:.0f} s; its log:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()  # SIGTERM: Jupyter shuts its kernels down
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- Chromium
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (never Playwright's own browser download)."""
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    with sync_playwright() as pw:
+        t0 = time.monotonic()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        print(f"\nChromium {browser.version} launched in {time.monotonic() - t0:.2f} s")
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def open_notebook(page: Any, lab: JupyterLab, name: str) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel is idle."""
+    page.goto(lab.url(f"/lab/tree/{name}"))
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(state="visible", timeout=60_000)
+    # A notebook without kernelspec metadata asks which kernel to use.
+    select = page.locator(".jp-Dialog button.jp-mod-accept")
+    if select.count():
+        select.first.click()
+    wait_for_kernel_idle(page, timeout=60.0)
+
+
+def wait_for_kernel_idle(page: Any, timeout: float) -> None:
+    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        state="attached", timeout=timeout * 1000
+    )
+
+
+def run_all_cells(page: Any, timeout: float = RUN_ALL_TIMEOUT) -> float:
+    """Run > Run All Cells, then wait until every code cell has an execution count. Returns seconds taken."""
+    t0 = time.monotonic()
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
+            const failed = document.querySelector(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg");
+            // Lab stops at the first error, leaving later cells unrun: stop waiting then too.
+            return prompts.length > 0 && (failed || prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+        }""",
+        timeout=timeout * 1000,
+    )
+    wait_for_kernel_idle(page, timeout=timeout)
+    return time.monotonic() - t0
+
+
+def error_outputs(page: Any) -> list[str]:
+    """Tracebacks shown in the notebook (the error mime type, as Lab renders it)."""
+    loc = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    return [t for t in loc.all_inner_texts() if "Traceback" in t or "Error" in t]
+
+
+def screenshot(page: Any, path: Path) -> Path:
+    page.screenshot(path=str(path))
+    print(f"\nscreenshot: {path}")
+    return path
+
+
+# --------------------------------------------------------------------------- tests
+
+SMOKE_NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": [
+                "import ipywidgets as w\n",
+                "text = w.Text(description='Name', placeholder='type a name')\n",
+                "button = w.Button(description='Say hello')\n",
+                "out = w.Output()\n",
+                "button.on_click(lambda _: out.append_stdout(f'hello {text.value}\\n'))\n",
+                "w.VBox([text, button, out])",
+            ],
+        },
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(6 * 7)"]},
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
+    """The harness itself: Lab starts, a notebook runs, a widget takes input and answers through the kernel."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    (root / "smoke.ipynb").write_text(json.dumps(SMOKE_NOTEBOOK))
+    lab = JupyterLab(root, tmp_path / "jupyter").start()
+    try:
+        print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
+        open_notebook(page, lab, "smoke.ipynb")
+        took = run_all_cells(page)
+        print(f"run all cells: {took:.2f} s")
+        assert "42" in page.locator(".jp-OutputArea-output").all_inner_texts()[-1]
+        page.get_by_placeholder("type a name").fill("browser")
+        page.get_by_placeholder("type a name").press("Tab")
+        page.get_by_role("button", name="Say hello").click()
+        page.locator(".widget-output", has_text="hello browser").wait_for()
+        screenshot(page, tmp_path / "smoke.png")
+        assert not error_outputs(page)
+    finally:
+        lab.stop()
+
+
+# What the quick-start form test needs from the notebook and the widgets (see the module docstring):
+# a displayed SubscriptionForm that the notebook's own code does not submit, with a text field for the
+# URL (placeholder or label mentioning "URL" / "https://"), a multi-select of events whose option labels
+# start with the event name, and a button labelled "Create"; and a displayed SubscriptionManager (a table
+# of subscriptions) with a "Refresh" button, or a table that updates by itself after the create.
+FORM_EVENTS = ["message.received", "message.sent"]
+
+
+def _form_url_input(page: Any) -> Any:
+    """The form's webhook URL field: found by placeholder or label, whatever the exact wording."""
+    outputs = page.locator(".jp-OutputArea-output")
+    for selector in ("input[placeholder*='http' i]", "input[placeholder*='url' i]", "input[type='url']"):
+        found = outputs.locator(selector)
+        if found.count():
+            return found.first
+    labelled = outputs.locator(".widget-text", has_text=re.compile(r"url", re.I))
+    assert labelled.count(), "no webhook URL field found in the notebook's outputs"
+    return labelled.first.locator("input").first
+
+
+def _select_events(page: Any, events: list[str]) -> None:
+    """Pick events in the form's multi-select, whose labels may add a meaning after the name."""
+    select = page.locator(".jp-OutputArea-output select[multiple]").first
+    values = select.evaluate(
+        """(el, wanted) => [...el.options].filter(o => {
+                const label = o.textContent.replace(/\\s+/g, ' ').trim();  // ipywidgets uses &nbsp;
+                return wanted.some(w => label === w || label.startsWith(w + ' ') || label.startsWith(w + ':')
+                                        || label.includes('(' + w + ')'));
+            }).map(o => o.value)""",
+        events,
+    )
+    assert len(values) == len(events), f"options for {events} not found in the events multi-select"
+    select.select_option(values)
+
+
+def _table_rows_with(page: Any, text: str) -> int:
+    """Rows of a rendered table (not a subscription card) that contain `text`."""
+    return int(
+        page.evaluate(
+            """(text) => [...document.querySelectorAll('.jp-OutputArea-output table tr')]
+                .filter(tr => !tr.closest('.linq-subscription') && tr.textContent.includes(text)).length""",
+            text,
+        )
+    )
+
+
+def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> None:
+    """Run 01-quickstart in Lab, create a subscription with its form, see it in the table and the sandbox."""
+    from linq_nb.sandbox import Sandbox
+
+    assert (NOTEBOOKS / QUICKSTART).exists(), f"{NOTEBOOKS / QUICKSTART} is missing"
+    root = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    with Sandbox(tokens=[BROWSER_TOKEN], retry_delays=[0.05]) as sandbox:
+        env = {"LINQ_API_BASE_URL": sandbox.url, "LINQ_INTEGRATION_TOKEN": BROWSER_TOKEN}
+        lab = JupyterLab(root, tmp_path / "jupyter", env=env).start()
+        try:
+            print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
+            open_notebook(page, lab, QUICKSTART)
+            took = run_all_cells(page)
+            print(f"{QUICKSTART}: all cells ran in {took:.2f} s")
+            assert not error_outputs(page), error_outputs(page)
+            assert not [s for s in sandbox.subscriptions() if s["webhook_url"] == HOOK_URL]
+
+            url_input = _form_url_input(page)
+            url_input.scroll_into_view_if_needed()
+            url_input.fill(HOOK_URL)
+            url_input.press("Tab")  # commit the value even if the widget syncs on change only
+            _select_events(page, FORM_EVENTS)
+            create = page.locator(".jp-OutputArea-output button.widget-button", has_text=re.compile(r"^\s*Create\s*$"))
+            create.first.wait_for()
+            page.wait_for_function("(b) => !b.disabled", arg=create.first.element_handle(), timeout=15_000)
+            create.first.click()
+
+            # The form shows the new subscription as a card ...
+            page.locator(".linq-subscription", has_text=HOOK_URL).first.wait_for(timeout=30_000)
+            # ... the sandbox has it, exactly once, with the events picked in the browser ...
+            created = [s for s in sandbox.subscriptions() if s["webhook_url"] == HOOK_URL]
+            assert len(created) == 1, created
+            assert sorted(created[0]["events"]) == sorted(FORM_EVENTS)
+            # ... and the rendered table lists it (after a refresh, if the manager has the button).
+            refresh = page.locator(".jp-OutputArea-output button.widget-button", has_text=re.compile("Refresh"))
+            if refresh.count():
+                refresh.last.click()
+            page.wait_for_function(
+                """(text) => [...document.querySelectorAll('.jp-OutputArea-output table tr')]
+                    .some(tr => !tr.closest('.linq-subscription') && tr.textContent.includes(text))""",
+                arg=HOOK_URL,
+                timeout=30_000,
+            )
+            assert _table_rows_with(page, HOOK_URL) >= 1
+            page.locator(".jp-OutputArea-output table tr", has_text=HOOK_URL).last.scroll_into_view_if_needed()
+            screenshot(page, tmp_path / "quickstart.png")
+            assert not error_outputs(page), error_outputs(page)
+        except Exception:
+            screenshot(page, tmp_path / "quickstart-failure.png")
+            print(f"JupyterLab log tail:\n{lab.log_tail()}")
+            raise
+        finally:
+            lab.stop()
