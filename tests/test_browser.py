@@ -306,9 +306,11 @@ def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
 # What the quick-start form test needs from the notebook and the widgets (see the module docstring):
 # a displayed SubscriptionForm that the notebook's own code does not submit, with a text field for the
 # URL (placeholder or label mentioning "URL" / "https://"), a multi-select of events whose option labels
-# start with the event name, and a button labelled "Create"; and a displayed SubscriptionManager (a table
-# of subscriptions) with a "Refresh" button, or a table that updates by itself after the create.
+# start with the event name, and a button labelled "Create subscription"; and, below it, a displayed
+# SubscriptionManager (a table of subscriptions) with a "Refresh" button.
 FORM_EVENTS = ["message.received", "message.sent"]
+# SubscriptionForm's submit button says "Create subscription"; never its "Create anyway".
+CREATE_LABEL = re.compile(r"^\s*Create( subscription)?\s*$")
 
 
 def _form_url_input(page: Any) -> Any:
@@ -324,18 +326,23 @@ def _form_url_input(page: Any) -> Any:
 
 
 def _select_events(page: Any, events: list[str]) -> None:
-    """Pick events in the form's multi-select, whose labels may add a meaning after the name."""
-    select = page.locator(".jp-OutputArea-output select[multiple]").first
-    values = select.evaluate(
-        """(el, wanted) => [...el.options].filter(o => {
-                const label = o.textContent.replace(/\\s+/g, ' ').trim();  // ipywidgets uses &nbsp;
-                return wanted.some(w => label === w || label.startsWith(w + ' ') || label.startsWith(w + ':')
-                                        || label.includes('(' + w + ')'));
-            }).map(o => o.value)""",
-        events,
-    )
-    assert len(values) == len(events), f"options for {events} not found in the events multi-select"
-    select.select_option(values)
+    """Pick events in the form's multi-select (the one listing event names; labels may add a meaning)."""
+    selects = page.locator(".jp-OutputArea-output select[multiple]")
+    for i in range(selects.count()):
+        select = selects.nth(i)
+        values = select.evaluate(
+            """(el, wanted) => [...el.options].filter(o => {
+                    const label = o.textContent.replace(/\\s+/g, ' ').trim();  // ipywidgets uses &nbsp;
+                    return wanted.some(w => label === w || label.startsWith(w + ' ') || label.startsWith(w + ':')
+                                            || label.includes('(' + w + ')'));
+                }).map(o => o.value)""",
+            events,
+        )
+        if len(values) == len(events):
+            select.scroll_into_view_if_needed()
+            select.select_option(values)
+            return
+    raise AssertionError(f"no multi-select in the notebook offers the events {events}")
 
 
 def _table_rows_with(page: Any, text: str) -> int:
@@ -372,7 +379,7 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
             url_input.fill(HOOK_URL)
             url_input.press("Tab")  # commit the value even if the widget syncs on change only
             _select_events(page, FORM_EVENTS)
-            create = page.locator(".jp-OutputArea-output button.widget-button", has_text=re.compile(r"^\s*Create\s*$"))
+            create = page.locator(".jp-OutputArea-output button.widget-button", has_text=CREATE_LABEL)
             create.first.wait_for()
             page.wait_for_function("(b) => !b.disabled", arg=create.first.element_handle(), timeout=15_000)
             create.first.click()
