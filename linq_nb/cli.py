@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .events import EVENT_TYPES
+from .validation import is_loopback_url
 
 __all__ = ["main"]
 
@@ -39,12 +39,7 @@ def _rate(text: str) -> tuple[int, float]:
 
 
 def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_url(f"http://[{host}]/" if ":" in host else f"http://{host}/")
 
 
 def _read_tokens(args: argparse.Namespace) -> list[str]:
@@ -107,15 +102,6 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_receiver(args: argparse.Namespace) -> int:
-    from .receiver import main as receiver_main
-
-    argv = ["--host", args.host, "--port", str(args.port)]
-    for secret in args.secret or []:
-        argv += ["--secret", secret]
-    return int(receiver_main(argv) or 0)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linq-nb", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,15 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default=None, help="JSON object of fields to override in the sample payload")
     tr.set_defaults(func=_cmd_trigger)
 
-    rc = sub.add_parser("receiver", help="serve a local webhook receiver that verifies signatures")
-    rc.add_argument("--host", default="127.0.0.1")
-    rc.add_argument("--port", type=int, default=8766)
-    rc.add_argument("--secret", action="append", help="a webhook secret; repeat while rotating")
-    rc.set_defaults(func=_cmd_receiver)
+    sub.add_parser("receiver", add_help=False,
+                   help="serve a local webhook receiver that verifies signatures (see: receiver --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["receiver"]:  # the receiver parses its own options (and --help)
+        from .receiver import main as receiver_main
+
+        return int(receiver_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 
