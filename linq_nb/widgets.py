@@ -336,10 +336,10 @@ class SubscriptionForm(widgets.VBox):
     def _update(self) -> None:
         """Enable or disable the buttons and show why, from the current values."""
         problems = self.problems()
+        self.reason.value = _note(problems[0], "warn") if problems else ""  # the reason first, then the state
         self.submit.disabled = bool(problems)
         self.preview_button.disabled = bool(problems)
         self.create_anyway.disabled = bool(problems)
-        self.reason.value = _note(problems[0], "warn") if problems else ""
 
         url = self.url.value.strip()
         url_lines: list[str] = []
@@ -369,17 +369,10 @@ class SubscriptionForm(widgets.VBox):
 
     # -- actions
 
-    def _values(self) -> dict[str, Any]:
-        return {
-            "webhook_url": self.url.value.strip(),
-            "events": list(self.events.value),
-            "active": bool(self.active.value),
-        }
-
-    def _secret_kwargs(self) -> dict[str, str]:
-        """``{"secret": ...}`` when one was typed; in edit mode an empty field keeps the stored secret."""
-        secret = self.secret.value
-        return {"secret": secret} if secret else {}
+    def _values(self) -> tuple[str, list[str], bool, str | None]:
+        """(webhook_url, events, active, secret); secret is None when the field is empty, which in edit
+        mode keeps the stored secret."""
+        return self.url.value.strip(), list(self.events.value), bool(self.active.value), self.secret.value or None
 
     def _blocked(self) -> bool:
         problems = self.problems()
@@ -390,33 +383,32 @@ class SubscriptionForm(widgets.VBox):
     def _on_submit(self, _button: object = None) -> None:
         if self._blocked():
             return
-        values = self._values()
+        url, events, active, secret = self._values()
         with self._sending():
             if self.subscription is not None:
                 subscription_id = self.subscription.id
-                self._call(lambda: self.client.update_subscription(subscription_id, **values,
-                                                                   **self._secret_kwargs()))
+                self._call(lambda: self.client.update_subscription(subscription_id, webhook_url=url, events=events,
+                                                                   active=active, secret=secret))
                 return
             try:
-                found = self.client.find_duplicates(values["webhook_url"], values["events"])
+                found = self.client.find_duplicates(url, events)
             except LinqError as exc:
                 self._show_error(exc)
                 return
             if found:
-                self._show_duplicates([(sub, list(events)) for sub, events in found])
+                self._show_duplicates([(sub, list(common)) for sub, common in found])
                 return
-            self._create(values, allow_duplicate=False)
+            self._create(allow_duplicate=False)
 
     def _on_create_anyway(self, _button: object = None) -> None:
         if self.editing or self._blocked():
             return
         with self._sending():
-            self._create(self._values(), allow_duplicate=True)
+            self._create(allow_duplicate=True)
 
-    def _create(self, values: dict[str, Any], *, allow_duplicate: bool) -> None:
-        secret = self._secret_kwargs().get("secret")
-        self._call(lambda: self.client.create_subscription(values["webhook_url"], values["events"], secret=secret,
-                                                           active=values["active"],
+    def _create(self, *, allow_duplicate: bool) -> None:
+        url, events, active, secret = self._values()
+        self._call(lambda: self.client.create_subscription(url, events, secret=secret, active=active,
                                                            allow_duplicate=allow_duplicate))
 
     def _call(self, request: Callable[[], WebhookSubscription]) -> None:
@@ -437,14 +429,13 @@ class SubscriptionForm(widgets.VBox):
     def _on_preview(self, _button: object = None) -> None:
         if self._blocked():
             return
-        values = self._values()
+        url, events, active, secret = self._values()
         try:
             if self.subscription is not None:
-                preview = self.client.preview_update(self.subscription.id, **values, **self._secret_kwargs())
+                preview = self.client.preview_update(self.subscription.id, webhook_url=url, events=events,
+                                                     active=active, secret=secret)
             else:
-                preview = self.client.preview_create(values["webhook_url"], values["events"],
-                                                     secret=self._secret_kwargs().get("secret"),
-                                                     active=values["active"])
+                preview = self.client.preview_create(url, events, secret=secret, active=active)
         except LinqError as exc:
             self._show_error(exc)
             return
