@@ -40,7 +40,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
@@ -395,11 +395,15 @@ class LinqClient:
 
     # ------------------------------------------------------------------ the choke point
 
-    def request(self, method: str, path: str, json: Any = None) -> Any:
+    def request(self, method: str, path: str, json: Any = None, *, ok_if_retried: Collection[int] = ()) -> Any:
         """Send one request to the API and return its parsed JSON body (None for an empty body).
 
         Every call the client makes goes through here: base URL, token, timeout, retries
         (GET/PUT/DELETE only, by the session's adapter) and error mapping.
+
+        ``ok_if_retried``: error statuses that mean success when they answer a *retry*, because
+        an earlier attempt went through and only its answer was lost (a DELETE then gets a 404);
+        the call then returns None.
 
         >>> client.request("GET", "/api/partner/v2/webhook_subscriptions")
         {'webhook_subscriptions': [...]}
@@ -426,7 +430,13 @@ class LinqClient:
                          (time.perf_counter() - started) * 1000)
             raise error from None
         elapsed = (time.perf_counter() - started) * 1000
-        logger.debug("%s %s -> %s in %.1f ms", method, path, response.status_code, elapsed)
+        history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
+        logger.debug("%s %s -> %s in %.1f ms%s", method, path, response.status_code, elapsed,
+                     f" after {len(history)} retr{'y' if len(history) == 1 else 'ies'}" if history else "")
+        if history and response.status_code in ok_if_retried:
+            logger.info("%s %s: HTTP %s on a retry; an earlier attempt went through", method, path,
+                        response.status_code)
+            return None
         if not 200 <= response.status_code < 300:
             body = self._redact(response.text, secrets)
             raise error_from_response(response.status_code, body, method=method, path=path,
@@ -563,7 +573,8 @@ class LinqClient:
 
         >>> client.delete_subscription(12)
         """
-        self.request("DELETE", f"{API_PATH}/{_subscription_id(id)}")
+        # A 404 answering a retry means the first attempt deleted it and only its answer was lost.
+        self.request("DELETE", f"{API_PATH}/{_subscription_id(id)}", ok_if_retried=(404,))
 
     def find_duplicates(self, webhook_url: str, events: Iterable[str]) -> list[tuple[WebhookSubscription,
                                                                                       tuple[str, ...]]]:
@@ -644,6 +655,9 @@ class LinqClient:
                 problems.append("secret must not be empty; leave it out (or None) for no secret")
         inner["active"] = active
         inner["events"] = _events_list(events)
+        if isinstance(events, str):  # a classic slip: "message.sent" for ["message.sent"]
+            problems.append(f"events must be a list of event names such as [{events!r}], not a single string"[:200])
+            inner["events"] = [events]
         problems = subscription_problems(inner) + problems
         if problems:
             raise _validation_error(action, problems)
