@@ -681,7 +681,7 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
         y = group["delivery_attempts"].astype("float64").to_numpy()
         (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
         delivered = group["last_delivered_at"]
-        changed = (delivered.ne(delivered.shift()) & delivered.notna()).to_numpy()
+        changed = (delivered.ne(delivered.shift()) & delivered.notna()).to_numpy(dtype=bool, copy=True)
         changed[0] = False  # the first snapshot shows a state, not a change
         if changed.any():
             ax.scatter(
