@@ -1,0 +1,179 @@
+"""Run every benchmark in ``bench/`` and print one markdown table (also written to bench/results/latest.md).
+
+    python bench/run_all.py                 # everything, a few minutes on 2 cores
+    python bench/run_all.py --only client,startup
+
+Each benchmark module has ``run() -> list[dict]``; a row is
+``{"name", "linq_nb", "baseline", "unit", "ratio", "target", "met"}`` where ``met`` is
+True/False, or None for a figure that has no target. Baselines are measured in the
+same run, on the same machine, so ratios compare like with like. Loads stay on
+127.0.0.1, are bounded in count and time, and stop by themselves.
+
+This module also owns the table format: the other scripts import :func:`row` and
+:func:`print_table` from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results" / "latest.md"
+
+#: (short name, module) in the order they run; the short names are what --only takes.
+BENCHMARKS: tuple[tuple[str, str], ...] = (
+    ("startup", "bench_startup"),
+    ("client", "bench_client"),
+    ("frames", "bench_frames"),
+    ("sandbox", "bench_sandbox"),
+    ("delivery", "bench_delivery"),
+    ("classroom", "classroom"),
+    ("notebooks", "bench_notebooks"),
+)
+
+COLUMNS = ("name", "linq_nb", "baseline", "unit", "ratio", "target", "met")
+
+
+def row(name: str, linq_nb: float | str | None, baseline: float | str | None, unit: str, target: str,
+        met: bool | None, ratio: float | None = None) -> dict[str, Any]:
+    """One table row. ``ratio`` defaults to linq_nb / baseline when both are numbers."""
+    if ratio is None and isinstance(linq_nb, (int, float)) and isinstance(baseline, (int, float)) and baseline:
+        ratio = linq_nb / baseline
+    return {"name": name, "linq_nb": linq_nb, "baseline": baseline, "unit": unit, "ratio": ratio,
+            "target": target, "met": met}
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        if abs(value) >= 1:
+            return f"{value:.2f}"
+        return f"{value:.3g}"
+    return str(value).replace("|", "\\|")
+
+
+def _met(value: Any) -> str:
+    return {True: "✅ yes", False: "❌ **no**", None: "–"}.get(value, str(value))
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a GitHub markdown table."""
+    lines = ["| benchmark | linq_nb | baseline | unit | ratio | target | met |",
+             "|---|---:|---:|---|---:|---|---|"]
+    for r in rows:
+        ratio = r.get("ratio")
+        lines.append("| " + " | ".join([
+            _fmt(r.get("name")), _fmt(r.get("linq_nb")), _fmt(r.get("baseline")), _fmt(r.get("unit")),
+            "–" if ratio is None else f"{ratio:.2f}", _fmt(r.get("target")), _met(r.get("met")),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> None:
+    if title:
+        print(f"\n{title}\n")
+    print(format_table(rows), flush=True)
+
+
+def machine() -> str:
+    """One line about where the numbers came from."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{dt.date.today().isoformat()} · {os.cpu_count()} cores ({cpu}) · {platform.system()} "
+            f"{platform.release()} · Python {platform.python_version()} · commit {commit}")
+
+
+def _load(module: str) -> Callable[[], list[dict[str, Any]]]:
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    return importlib.import_module(module).run  # type: ignore[no-any-return]
+
+
+def run_benchmarks(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for short, module in BENCHMARKS:
+        if names and short not in names:
+            continue
+        started = time.perf_counter()
+        print(f"-- {short} ({module}.py) ...", file=sys.stderr, flush=True)
+        try:
+            got = _load(module)()
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            got = [row(f"{short}: {module}.py not written yet", None, None, "", "", None)]
+        except Exception as exc:  # one broken benchmark must not hide the others
+            traceback.print_exc()
+            got = [row(f"{short}: FAILED ({type(exc).__name__}: {str(exc)[:120]})", None, None, "", "runs",
+                       False)]
+        rows += got
+        print(f"   {short} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated: " + ", ".join(s for s, _ in BENCHMARKS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"markdown file to write (default {RESULTS})")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - {s for s, _ in BENCHMARKS}
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    rows = run_benchmarks(names)
+    total = time.perf_counter() - started
+    table = format_table(rows)
+    missed = [r["name"] for r in rows if r.get("met") is False]
+    text = (f"Measured {machine()}; all benchmarks took {total:.0f} s.\n\n{table}\n\n"
+            + (f"Targets not met: {'; '.join(missed)}.\n" if missed else "Every target with a figure is met.\n"))
+    print("\n" + text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"(written to {args.out})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
