@@ -160,6 +160,7 @@ class Receiver:
         self._fail_remaining = 0
         self._fail_status = 500
         self._delay = 0.0
+        self._in_flight = 0  # requests being answered right now (a slow answer is counted here)
 
     # --- life cycle --------------------------------------------------------------------------------------------
 
@@ -361,7 +362,8 @@ class Receiver:
         notes = [f"verifying signatures with {_plural(n, 'secret')}" if n
                  else "not verifying signatures (no secret configured)"]
         if fail:
-            notes.append(f"will answer the next {_plural(fail, 'delivery')} with HTTP {fail_status}")
+            what = "delivery" if fail == 1 else f"{fail} deliveries"
+            notes.append(f"will answer the next {what} with HTTP {fail_status}")
         if delay:
             notes.append(f"answers after {delay:g} s")
         counts = " · ".join(f"<b>{v}</b> {esc(k)}" for k, v in c.items())
@@ -395,6 +397,15 @@ class Receiver:
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI application (serve it with any WSGI server to run the receiver elsewhere)."""
         started = time.monotonic()
+        with self._cond:
+            self._in_flight += 1
+        try:
+            return self._answer(environ, start_response, started)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+
+    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse, started: float) -> Iterable[bytes]:
         record: dict[str, Any] = dict.fromkeys(REQUEST_FIELDS)
         record.update(received_at=_now(), verified=None, duplicate=False,
                       method=environ.get("REQUEST_METHOD", ""), path=environ.get("PATH_INFO", ""))
@@ -477,6 +488,9 @@ class Receiver:
             except SignatureVerificationError as exc:
                 record["verified"] = False
                 return 401, exc.message, None
+            except RecursionError:  # verify() re-parses a mismatching body to look for re-serialisation
+                record["verified"] = False
+                return 401, "signature mismatch: the secret is wrong or the body was altered in transit", None
             record["verified"] = True
         if json_problem is not None:
             return 400, json_problem, None
