@@ -36,7 +36,7 @@ def _digest(body: bytes, secret: str | bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def sign(body: bytes, secret: str | bytes) -> str:
+def sign(body: bytes | bytearray, secret: str | bytes) -> str:
     """The ``X-Webhook-Signature`` value for ``body``: ``"sha256=<hex>"``."""
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError("sign() needs the raw body as bytes; use canonical_json(obj) for an object")
@@ -47,7 +47,7 @@ def _reserialised_hint(body: bytes, given: str, secrets: Iterable[str | bytes]) 
     """If ``body`` differs from its canonical form and the signature matches that form, say so."""
     try:
         canonical = canonical_json(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if canonical == body:
         return None
@@ -60,7 +60,7 @@ def _reserialised_hint(body: bytes, given: str, secrets: Iterable[str | bytes]) 
     return None
 
 
-def verify(body: bytes, signature_header: str | None, secret: str | bytes | Iterable[str | bytes]) -> None:
+def verify(body: bytes | bytearray, signature_header: str | None, secret: str | bytes | Iterable[str | bytes]) -> None:
     """Check ``signature_header`` against ``body``; return None or raise.
 
     ``secret`` may be one secret or several (to rotate without losing events):
