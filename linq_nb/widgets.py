@@ -72,6 +72,11 @@ def _note(text: str, kind: str = "info") -> str:
     return f'<span style="{style}">{_esc(text)}</span>'
 
 
+def _auto() -> widgets.Layout:
+    """A layout as wide as the content (for buttons whose label is longer than the default width)."""
+    return widgets.Layout(width="auto")
+
+
 def _show(widget: widgets.Widget, visible: bool) -> None:
     widget.layout.display = "" if visible else "none"
 
@@ -114,7 +119,8 @@ class TokenInput(widgets.VBox):
             placeholder="paste your Linq integration token (kept for this kernel only)",
             layout=widgets.Layout(width="28em"),
         )
-        self.use_button = widgets.Button(description="Use this token", button_style="primary", icon="key")
+        self.use_button = widgets.Button(description="Use this token", button_style="primary", icon="key",
+                                         layout=_auto())
         self.status = widgets.HTML(
             _note("Without a token, linq_nb uses the built-in sandbox. Paste a token to use the live API.")
         )
@@ -216,7 +222,7 @@ class SubscriptionForm(widgets.VBox):
         self.url = widgets.Text(description="Webhook URL", placeholder="https://example.com/webhooks/linq",
                                 continuous_update=True, layout=wide, style=label)
         self.url_message = widgets.HTML()
-        self.events = widgets.SelectMultiple(options=_event_options(), rows=8, description="Events",
+        self.events = widgets.SelectMultiple(options=_event_options(), rows=len(EVENTS), description="Events",
                                              layout=widgets.Layout(width="40em"), style=label)
         self.events_message = widgets.HTML()
         self.secret = widgets.Password(description="Secret", layout=widgets.Layout(width="28em"), style=label)
@@ -227,11 +233,12 @@ class SubscriptionForm(widgets.VBox):
         self.revealed = widgets.Text(disabled=True, description="Secret is", layout=widgets.Layout(width="28em"),
                                      style=label)
         self.active = widgets.Checkbox(description="Active (receives events)", value=True, indent=False)
-        self.submit = widgets.Button(button_style="primary", icon="check")
+        self.submit = widgets.Button(layout=_auto(), button_style="primary", icon="check")
         self.reason = widgets.HTML()
-        self.preview_button = widgets.Button(description="Preview request", icon="eye",
+        self.preview_button = widgets.Button(layout=_auto(), description="Preview request", icon="eye",
                                              tooltip="Show the JSON body and the equivalent curl command")
-        self.create_anyway = widgets.Button(description="Create anyway", button_style="warning", icon="clone",
+        self.create_anyway = widgets.Button(layout=_auto(), description="Create anyway", button_style="warning",
+                                            icon="clone",
                                             tooltip="Create a second subscription with the same URL and events")
         self.status = widgets.HTML()
         self.output = widgets.Output()
@@ -475,16 +482,18 @@ class SubscriptionForm(widgets.VBox):
 
     def _show_duplicates(self, found: list[tuple[WebhookSubscription, list[str]]]) -> None:
         self.duplicates = found
+        cell = '<td style="text-align:left;padding:2px 6px">'
         rows = "".join(
-            f"<tr><td>#{sub.id}</td><td><code>{_esc(sub.webhook_url)}</code></td>"
-            f"<td>{_esc(', '.join(events))}</td><td>{'active' if sub.active else 'inactive'}</td></tr>"
+            f"<tr>{cell}#{sub.id}</td>{cell}<code>{_esc(sub.webhook_url)}</code></td>"
+            f"{cell}{_esc(', '.join(events))}</td>{cell}{'active' if sub.active else 'inactive'}</td></tr>"
             for sub, events in found
         )
+        head = "".join(f'<th style="text-align:left;padding:2px 6px">{h}</th>'
+                       for h in ("id", "URL", "overlapping events", "state"))
         ids = ", ".join(f"#{sub.id}" for sub, _ in found)
         self.output.outputs = ()
         self.output.append_display_data(HTML(
-            '<div class="linq-duplicates"><table><tr><th>id</th><th>URL</th><th>overlapping events</th>'
-            f"<th>state</th></tr>{rows}</table></div>"
+            f'<div class="linq-duplicates"><table><tr>{head}</tr>{rows}</table></div>'
         ))
         self.status.value = _note(
             f"Already subscribed: {ids} has this URL and overlapping events, so Linq would deliver those events "
@@ -616,11 +625,12 @@ class SubscriptionManager(widgets.VBox):
         self.activate_button = widgets.Button(description="Activate", icon="play")
         self.deactivate_button = widgets.Button(description="Deactivate", icon="pause")
         self.delete_button = widgets.Button(description="Delete", icon="trash", button_style="danger")
-        self.confirm_delete = widgets.Button(description="Yes, delete", button_style="danger", icon="check")
+        self.confirm_delete = widgets.Button(layout=_auto(), description="Yes, delete", button_style="danger",
+                                             icon="check")
         self.cancel_delete = widgets.Button(description="Cancel", icon="times")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Progress")
         self.status = widgets.HTML()
-        self.close_editor = widgets.Button(description="Close editor", icon="times")
+        self.close_editor = widgets.Button(layout=_auto(), description="Close editor", icon="times")
         self.editor = widgets.VBox()
         _show(self.confirm_delete, False)
         _show(self.cancel_delete, False)
@@ -712,7 +722,7 @@ class SubscriptionManager(widgets.VBox):
     def _open_form(self, form: SubscriptionForm) -> None:
         form.on_success(lambda _sub: self.refresh())
         self.form = form
-        self.editor.children = [form, self.close_editor]
+        self.editor.children = [form, widgets.HBox([self.close_editor])]
 
     def _on_new(self, _button: object = None) -> None:
         self._open_form(SubscriptionForm(self.client))

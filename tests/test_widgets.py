@@ -494,7 +494,7 @@ def test_manager_edit_opens_the_form_and_refreshes_after_save(client: Any, sandb
 
     form = manager.form
     assert isinstance(form, SubscriptionForm) and form.editing
-    assert form in manager.editor.children
+    assert manager.editor.children[0] is form
     assert form.url.value == a.webhook_url
 
     form.url.value = "http://127.0.0.1:9/renamed"
