@@ -97,6 +97,9 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 #: How far the server's created_at may lag the client's clock and still count as "after the attempt".
 CLOCK_SKEW: Final = timedelta(minutes=5)
 
+#: What the methods accept as a subscription id: 12, "12" or the WebhookSubscription itself.
+SubscriptionRef = int | str | WebhookSubscription
+
 _USER_AGENT = f"linq-nb/{__version__} python-requests/{requests.__version__}"
 _UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unchanged>"})()
 
@@ -507,7 +510,7 @@ class LinqClient:
             raise self._shape_error("GET", API_PATH, "webhook_subscriptions")
         return [self._parse(item, "GET", API_PATH) for item in items]
 
-    def get_subscription(self, id: int | WebhookSubscription) -> WebhookSubscription:
+    def get_subscription(self, id: SubscriptionRef) -> WebhookSubscription:
         """One subscription by id (a :class:`NotFoundError` if this token has no such id).
 
         >>> client.get_subscription(12).events
@@ -554,7 +557,7 @@ class LinqClient:
             logger.info("create_subscription: the lost request created subscription %s", found.id)
             return found
 
-    def update_subscription(self, id: int | WebhookSubscription, *, webhook_url: str = _UNSET,
+    def update_subscription(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                             events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                             active: bool = _UNSET) -> WebhookSubscription:
         """Change some fields of a subscription; the others keep their current values.
@@ -568,7 +571,7 @@ class LinqClient:
         path, body = self._update_request(id, webhook_url=webhook_url, events=events, secret=secret, active=active)
         return self._one("PUT", path, self.request("PUT", path, json=body))
 
-    def delete_subscription(self, id: int | WebhookSubscription) -> None:
+    def delete_subscription(self, id: SubscriptionRef) -> None:
         """Delete a subscription (:class:`NotFoundError` if this token has no such id).
 
         >>> client.delete_subscription(12)
@@ -599,7 +602,7 @@ class LinqClient:
                                 version=version, warn=False)
         return self._preview("POST", API_PATH, body)
 
-    def preview_update(self, id: int | WebhookSubscription, *, webhook_url: str = _UNSET,
+    def preview_update(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                        events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                        active: bool = _UNSET) -> RequestPreview:
         """The update request as it would be sent: fetches the current subscription, changes nothing.
@@ -611,7 +614,7 @@ class LinqClient:
                                           active=active, warn=False)
         return self._preview("PUT", path, body)
 
-    def preview_delete(self, id: int | WebhookSubscription) -> RequestPreview:
+    def preview_delete(self, id: SubscriptionRef) -> RequestPreview:
         """The delete request as it would be sent (nothing is sent).
 
         >>> client.preview_delete(12).curl.splitlines()[0]

@@ -17,6 +17,8 @@ from datetime import timezone
 from typing import Any
 
 import pytest
+import requests
+from requests.auth import AuthBase
 
 import linq_nb
 from linq_nb import client as client_module
@@ -96,7 +98,7 @@ def test_crud_round_trip_returns_typed_subscriptions(client: LinqClient, sandbox
     assert off.active is False and off.events == sub.events and off.webhook_url == HOOK
     assert off.secret_configured is True  # a missing secret keeps the stored one
 
-    assert client.delete_subscription(sub.id) is None
+    client.delete_subscription(sub.id)
     with pytest.raises(NotFoundError):
         client.get_subscription(sub.id)
     assert client.list_subscriptions() == [] and sandbox.subscriptions() == []
@@ -431,11 +433,10 @@ def test_the_token_is_only_sent_to_the_configured_api(client: LinqClient, sandbo
     auth = client._session.auth
     assert "[secure]" in repr(auth)
     # The auth object adds the header for the client's own origin only.
-    import requests
 
     mine = requests.Request("GET", sandbox.url + API_PATH).prepare()
     other = requests.Request("GET", "https://evil.example.com/").prepare()
-    assert auth is not None
+    assert isinstance(auth, AuthBase)
     assert auth(mine).headers["X-LINQ-INTEGRATION-TOKEN"] == SENTINEL_TOKEN
     assert "X-LINQ-INTEGRATION-TOKEN" not in auth(other).headers
 

@@ -73,7 +73,7 @@ class Haystack:
 def echo_server() -> Iterator[str]:
     """A misbehaving server that echoes the request's headers and body back in its error answer."""
 
-    @Request.application  # type: ignore[arg-type]
+    @Request.application
     def app(request: Request) -> Response:
         echoed = {"message": f"you sent {dict(request.headers)!r} and {request.get_data(as_text=True)}"}
         return Response(json.dumps(echoed), 400, mimetype="application/json")
@@ -110,7 +110,7 @@ def test_sentinels_appear_nowhere(client: LinqClient, sandbox: Sandbox, echo_ser
     hay.error(lambda: client.create_subscription(HOOK, ["nope"], secret=SENTINEL_SECRET), ValidationError)
     hay.error(lambda: client.create_subscription(HOOK, ["message.sent"], secret=[SENTINEL_SECRET]),  # type: ignore[arg-type]
               ValidationError)
-    hay.error(lambda: client.update_subscription(sub.id, events="x", secret=SENTINEL_SECRET),  # type: ignore[arg-type]
+    hay.error(lambda: client.update_subscription(sub.id, events="x", secret=SENTINEL_SECRET),
               ValidationError)
     hay.error(lambda: client.create_subscription("http://example.com/h", ["message.read"], secret=SENTINEL_SECRET),
               ValidationError)  # the server's 422
