@@ -736,6 +736,7 @@ def plot_since_last_delivery(
     ax.set_yticks(positions, labels)
     ax.invert_yaxis()
     ax.set_xlabel(f"{unit} since last delivery")
+    ax.margins(x=0.15)  # room for the value labels at the bars' ends
     for pos, sec, value in zip(positions, seconds, values, strict=True):
         if np.isnan(sec):
             ax.text(0.0, float(pos), " never", va="center", ha="left", fontsize="small")
