@@ -16,6 +16,7 @@ This module also owns the table format: the other scripts import :func:`row` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import os
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,35 @@ def row(name: str, linq_nb: float | str | None, baseline: float | str | None, un
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def split_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """(CPUs for the load, CPUs for the server under test): one core each when there are two or more.
+
+    Pinning keeps the server and the load generator from trading places on the same core,
+    which is most of the run-to-run noise on a 2-core machine. (None, None) where it is not possible.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
+
+
+@contextlib.contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Run the block with this process (its calling thread and the threads it starts) on ``cpus``."""
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _fmt(value: Any) -> str:
