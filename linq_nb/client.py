@@ -799,14 +799,17 @@ _embedded_lock = threading.Lock()
 
 
 def embedded_sandbox() -> Sandbox | None:
-    """The sandbox :func:`connect` started in this process, or None if it never started one."""
+    """The sandbox :func:`connect` started in this process, or None if it never started one.
+
+    >>> connect(); embedded_sandbox().emit("message.received")
+    """
     return _embedded
 
 
 def _start_embedded() -> Sandbox:
     global _embedded
     with _embedded_lock:
-        if _embedded is None:
+        if _embedded is None or not getattr(_embedded, "running", True):  # never started, or stopped by hand
             from .sandbox import Sandbox  # lazily: the client does not depend on the sandbox
 
             _embedded = Sandbox().start()

@@ -471,6 +471,18 @@ def test_connect_without_a_token_starts_one_embedded_sandbox(fresh_embedded: Non
     second.close()
 
 
+def test_connect_replaces_an_embedded_sandbox_that_was_stopped(fresh_embedded: None) -> None:
+    with connect() as first:
+        old = embedded_sandbox()
+        assert old is not None
+        old.close()
+    with connect() as second:
+        new = embedded_sandbox()
+        assert new is not old and new is not None and new.running
+        assert second.list_subscriptions() == []
+    assert first.base_url == old.url
+
+
 def test_connect_with_a_token_uses_the_environment(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox,
                                                    fresh_embedded: None) -> None:
     monkeypatch.setenv("LINQ_INTEGRATION_TOKEN", SENTINEL_TOKEN)
