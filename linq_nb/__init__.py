@@ -46,8 +46,12 @@ _EXPORTS: dict[str, str] = {
     "deliveries_frame": "frames",
     "health": "frames",
     "Monitor": "frames",
+    "snapshots_frame": "frames",
+    "plot_attempts": "frames",
+    "plot_since_last_delivery": "frames",
     # widgets
     "token_input": "widgets",
+    "TokenInput": "widgets",
     "SubscriptionForm": "widgets",
     "SubscriptionManager": "widgets",
     "DeliveryView": "widgets",
@@ -85,8 +89,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ValidationError,
     )
     from .events import EVENT_TYPES, EVENTS
-    from .frames import Monitor, deliveries_frame, health, subscriptions_frame
+    from .frames import (
+        Monitor,
+        deliveries_frame,
+        health,
+        plot_attempts,
+        plot_since_last_delivery,
+        snapshots_frame,
+        subscriptions_frame,
+    )
     from .models import WebhookSubscription
     from .receiver import Receiver
     from .sandbox import Sandbox
-    from .widgets import DeliveryView, SubscriptionForm, SubscriptionManager, token_input
+    from .widgets import DeliveryView, SubscriptionForm, SubscriptionManager, TokenInput, token_input

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["WebhookSubscription", "parse_datetime", "format_datetime", "humanize_since"]
@@ -21,15 +22,23 @@ def parse_datetime(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        dt = value
-    else:
-        text = str(value).strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        dt = datetime.fromisoformat(text)
+        return _as_utc(value)
+    return _parse_text(str(value))
+
+
+def _as_utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> datetime:
+    """Cached: a list call (or a Monitor polling it) sees the same timestamps again and again."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return _as_utc(datetime.fromisoformat(text))
 
 
 def format_datetime(dt: datetime | None) -> str | None:
