@@ -17,6 +17,7 @@ except when ``CI`` is set: there a missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -204,7 +205,7 @@ def page(chromium: Any) -> Iterator[Any]:
 
 
 def open_notebook(page: Any, lab: JupyterLab, name: str) -> None:
-    """Open a notebook in JupyterLab and wait until its kernel is idle."""
+    """Open a notebook in JupyterLab and wait until its kernel is connected and idle."""
     page.goto(lab.url(f"/lab/tree/{name}"))
     page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(state="visible", timeout=60_000)
     # A notebook without kernelspec metadata asks which kernel to use.
@@ -215,25 +216,41 @@ def open_notebook(page: Any, lab: JupyterLab, name: str) -> None:
 
 
 def wait_for_kernel_idle(page: Any, timeout: float) -> None:
+    """Both the toolbar's execution indicator and the status bar ("Python 3 (ipykernel) | Idle") say idle."""
     page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
         state="attached", timeout=timeout * 1000
     )
+    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=timeout * 1000)
+
+
+_PROMPTS = "[...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]"
 
 
 def run_all_cells(page: Any, timeout: float = RUN_ALL_TIMEOUT) -> float:
     """Run > Run All Cells, then wait until every code cell has an execution count. Returns seconds taken."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     t0 = time.monotonic()
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    for _ in range(3):
+        page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:  # a busy Lab can swallow the command: retry only while no cell has started
+            page.wait_for_function(f"() => {_PROMPTS}.some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                                   timeout=20_000)  # fmt: skip
+            break
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    else:
+        raise AssertionError("Run > Run All Cells started no cell, three times")
     page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
+        f"""() => {{
+            const prompts = {_PROMPTS};
             const failed = document.querySelector(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg");
             // Lab stops at the first error, leaving later cells unrun: stop waiting then too.
             return prompts.length > 0 && (failed || prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
-        }""",
+        }}""",
         timeout=timeout * 1000,
     )
     wait_for_kernel_idle(page, timeout=timeout)
@@ -250,6 +267,20 @@ def screenshot(page: Any, path: Path) -> Path:
     page.screenshot(path=str(path))
     print(f"\nscreenshot: {path}")
     return path
+
+
+@contextlib.contextmanager
+def diagnosed(page: Any, lab: JupyterLab, path: Path) -> Iterator[None]:
+    """On failure, save a screenshot to `path` and print the tail of JupyterLab's log; always stop Lab."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            screenshot(page, path)
+        print(f"JupyterLab log tail:\n{lab.log_tail()}")
+        raise
+    finally:
+        lab.stop()
 
 
 # --------------------------------------------------------------------------- tests
@@ -287,7 +318,7 @@ def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
     root.mkdir()
     (root / "smoke.ipynb").write_text(json.dumps(SMOKE_NOTEBOOK))
     lab = JupyterLab(root, tmp_path / "jupyter").start()
-    try:
+    with diagnosed(page, lab, tmp_path / "smoke-failure.png"):
         print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
         open_notebook(page, lab, "smoke.ipynb")
         took = run_all_cells(page)
@@ -299,8 +330,6 @@ def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
         page.locator(".widget-output", has_text="hello browser").wait_for()
         screenshot(page, tmp_path / "smoke.png")
         assert not error_outputs(page)
-    finally:
-        lab.stop()
 
 
 # What the quick-start form test needs from the notebook and the widgets (see the module docstring):
@@ -366,7 +395,7 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
     with Sandbox(tokens=[BROWSER_TOKEN], retry_delays=[0.05]) as sandbox:
         env = {"LINQ_API_BASE_URL": sandbox.url, "LINQ_INTEGRATION_TOKEN": BROWSER_TOKEN}
         lab = JupyterLab(root, tmp_path / "jupyter", env=env).start()
-        try:
+        with diagnosed(page, lab, tmp_path / "quickstart-failure.png"):
             print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
             open_notebook(page, lab, QUICKSTART)
             took = run_all_cells(page)
@@ -404,9 +433,3 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
             page.locator(".jp-OutputArea-output table tr", has_text=HOOK_URL).last.scroll_into_view_if_needed()
             screenshot(page, tmp_path / "quickstart.png")
             assert not error_outputs(page), error_outputs(page)
-        except Exception:
-            screenshot(page, tmp_path / "quickstart-failure.png")
-            print(f"JupyterLab log tail:\n{lab.log_tail()}")
-            raise
-        finally:
-            lab.stop()
