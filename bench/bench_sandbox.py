@@ -138,8 +138,24 @@ class _Worker:
             k += 1
 
 
-def load(url: str, tokens: list[str], seconds: float, warmup: float) -> dict[str, Any]:
-    """Hit ``url`` from ``len(tokens)`` threads for ``seconds`` (after ``warmup``); requests/s and CPU use."""
+def process_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by process ``pid`` (Linux), else None."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, tokens: list[str], seconds: float, warmup: float, server_pid: int | None = None
+         ) -> dict[str, Any]:
+    """Hit ``url`` from ``len(tokens)`` threads for ``seconds`` (after ``warmup``).
+
+    Returns requests/s, errors, the load generator's CPU use (cores) and, given the
+    server's pid, the server's CPU time per request.
+    """
     host, _, port = url.removeprefix("http://").partition(":")
     workers = [_Worker(host, int(port), tok, i) for i, tok in enumerate(tokens)]
     for w in workers:
@@ -152,10 +168,10 @@ def load(url: str, tokens: list[str], seconds: float, warmup: float) -> dict[str
     time.sleep(warmup)
     n0 = sum(w.done for w in workers)
     e0 = sum(w.errors for w in workers)
-    ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    s0, ru0, t0 = process_cpu(server_pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     time.sleep(seconds)
     n1 = sum(w.done for w in workers)
-    ru1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    s1, ru1, t1 = process_cpu(server_pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -165,17 +181,19 @@ def load(url: str, tokens: list[str], seconds: float, warmup: float) -> dict[str
         for code, count in w.statuses.items():
             statuses[str(code)] = statuses.get(str(code), 0) + count
     return {"rps": (n1 - n0) / (t1 - t0), "requests": n1 - n0, "errors": sum(w.errors for w in workers) - e0,
-            "statuses": statuses, "loadgen_cpu": cpu / (t1 - t0)}
+            "statuses": statuses, "loadgen_cpu": cpu / (t1 - t0),
+            "server_cpu_us": None if s0 is None or s1 is None else (s1 - s0) / max(1, n1 - n0) * 1e6}
 
 
-def _run_loadgen(url: str, tokens: list[str], cpus: set[int] | None) -> dict[str, Any]:
+def _run_loadgen(url: str, tokens: list[str], cpus: set[int] | None, server_pid: int) -> dict[str, Any]:
     """The load generator in its own process (its own GIL), pinned to ``cpus``."""
     proc = subprocess.Popen([sys.executable, __file__, "--loadgen"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             cwd=REPO, text=True)
     if cpus and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):
             os.sched_setaffinity(proc.pid, cpus)
-    out, _ = proc.communicate(json.dumps({"url": url, "tokens": tokens, "seconds": SECONDS, "warmup": WARMUP}),
+    cfg = {"url": url, "tokens": tokens, "seconds": SECONDS, "warmup": WARMUP, "server_pid": server_pid}
+    out, _ = proc.communicate(json.dumps(cfg),
                               timeout=SECONDS + WARMUP + 120)
     if proc.returncode:
         raise RuntimeError(f"the load generator failed with exit code {proc.returncode}")
@@ -204,8 +222,8 @@ def run() -> list[dict[str, Any]]:
         base_runs: list[dict[str, Any]] = []
         with SandboxProcess(tokens, cpus=server_cpus) as sandbox:
             for _ in range(ROUNDS):
-                sandbox_runs.append(_run_loadgen(sandbox.url, tokens, load_cpus))
-                base_runs.append(_run_loadgen(base_url, tokens, load_cpus))
+                sandbox_runs.append(_run_loadgen(sandbox.url, tokens, load_cpus, sandbox.pid))
+                base_runs.append(_run_loadgen(base_url, tokens, load_cpus, baseline.pid))
     finally:
         baseline.kill()
         baseline.wait(timeout=10)
@@ -214,11 +232,17 @@ def run() -> list[dict[str, Any]]:
     cpu = max(r["loadgen_cpu"] for r in sandbox_runs + base_runs)
     for r in sandbox_runs + base_runs:
         print(f"   {r}", file=sys.stderr)
-    return [
+    rows = [
         row(f"sandbox throughput, {THREADS} clients, list/get/create/update/delete mix "
             f"(load generator at ≤{cpu:.0%} of a core; {errors} errors)",
             s_rps, b_rps, "req/s", f"ratio >= {TARGET}", s_rps / b_rps >= TARGET and errors == 0),
     ]
+    s_cpu = [r["server_cpu_us"] for r in sandbox_runs if r["server_cpu_us"] is not None]
+    b_cpu = [r["server_cpu_us"] for r in base_runs if r["server_cpu_us"] is not None]
+    if s_cpu and b_cpu:
+        rows.append(row("sandbox: server CPU time per request, same load", median(s_cpu), median(b_cpu), "µs/req",
+                        "report", None))
+    return rows
 
 
 def main() -> None:
@@ -228,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.loadgen:
         cfg = json.loads(sys.stdin.read())
-        print(json.dumps(load(cfg["url"], cfg["tokens"], cfg["seconds"], cfg["warmup"])))
+        print(json.dumps(load(cfg["url"], cfg["tokens"], cfg["seconds"], cfg["warmup"], cfg.get("server_pid"))))
     elif args.baseline_server:
         serve_baseline(args.baseline_server)
     else:
