@@ -21,13 +21,12 @@ __all__ = ["main"]
 
 
 def _delays(text: str) -> list[float]:
+    from .sandbox import parse_delays
+
     try:
-        delays = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--retry-delays takes seconds separated by commas, got {text!r}") from None
-    if any(d < 0 for d in delays):
-        raise argparse.ArgumentTypeError("--retry-delays must not be negative")
-    return delays
+        return parse_delays(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--retry-delays: {exc}") from None
 
 
 def _rate(text: str) -> tuple[int, float]:

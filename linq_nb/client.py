@@ -810,9 +810,12 @@ def _start_embedded() -> Sandbox:
     global _embedded
     with _embedded_lock:
         if _embedded is None or not getattr(_embedded, "running", True):  # never started, or stopped by hand
-            from .sandbox import Sandbox  # lazily: the client does not depend on the sandbox
+            # lazily: the client does not depend on the sandbox
+            from .sandbox import CLASSROOM_RETRY_DELAYS, RETRY_DELAYS_ENV, Sandbox, parse_delays
 
-            _embedded = Sandbox().start()
+            # A notebook should see retries happen within seconds, not Linq's 25 minutes.
+            delays = os.environ.get(RETRY_DELAYS_ENV)
+            _embedded = Sandbox(retry_delays=parse_delays(delays) if delays else CLASSROOM_RETRY_DELAYS).start()
             logger.info("linq_nb: started an embedded sandbox at %s", _embedded.url)
         return _embedded
 

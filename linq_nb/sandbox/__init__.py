@@ -25,7 +25,24 @@ from .app import API_PREFIX, TOKEN_HEADER, Fault, SandboxApp
 from .delivery import LINQ_RETRY_DELAYS, Deliverer
 from .store import Store, partner_key
 
-__all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token"]
+__all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token",
+           "parse_delays", "RETRY_DELAYS_ENV"]
+
+#: A fast schedule for notebooks and classrooms: five retries within about 15 seconds.
+CLASSROOM_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8)
+#: Environment variable with comma-separated retry delays, e.g. ``0.1,0.2,0.4``.
+RETRY_DELAYS_ENV = "LINQ_SANDBOX_RETRY_DELAYS"
+
+
+def parse_delays(text: str) -> list[float]:
+    """``"0.1,0.2,0.4"`` -> ``[0.1, 0.2, 0.4]``; ValueError saying what is wrong otherwise."""
+    try:
+        delays = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"retry delays are seconds separated by commas, such as 0.1,0.2,0.4; got {text!r}") from None
+    if any(d < 0 for d in delays):
+        raise ValueError(f"retry delays must not be negative; got {text!r}")
+    return delays
 
 
 def new_token() -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import Sandbox
+from . import RETRY_DELAYS_ENV, Sandbox, parse_delays
 
 __all__ = ["app", "create_app"]  # noqa: F822 - app is built lazily by __getattr__
 
@@ -27,9 +27,9 @@ def create_app() -> Sandbox:
             tokens += [line.strip() for line in fh if line.strip() and not line.startswith("#")]
     if not tokens:
         raise RuntimeError("set LINQ_SANDBOX_TOKENS (comma-separated) or LINQ_SANDBOX_TOKENS_FILE for the sandbox")
-    delays = os.environ.get("LINQ_SANDBOX_RETRY_DELAYS")
+    delays = os.environ.get(RETRY_DELAYS_ENV)
     sandbox = Sandbox(tokens, state=os.environ.get("LINQ_SANDBOX_STATE") or None,
-                      retry_delays=[float(d) for d in delays.split(",") if d.strip()] if delays else None)
+                      retry_delays=parse_delays(delays) if delays else None)
     sandbox.deliverer.start()
     return sandbox
 
