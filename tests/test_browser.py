@@ -414,7 +414,10 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
             create.first.click()
 
             # The form shows the new subscription as a card ...
-            page.locator(".linq-subscription", has_text=HOOK_URL).first.wait_for(timeout=30_000)
+            card = page.locator(".linq-subscription", has_text=HOOK_URL).first
+            card.wait_for(timeout=30_000)
+            card.scroll_into_view_if_needed()
+            screenshot(page, tmp_path / "quickstart-form.png")
             # ... the sandbox has it, exactly once, with the events picked in the browser ...
             created = [s for s in sandbox.subscriptions() if s["webhook_url"] == HOOK_URL]
             assert len(created) == 1, created
