@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # pip on a cold machine can be slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"
