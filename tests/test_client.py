@@ -350,13 +350,15 @@ def test_preview_update_and_delete(client: LinqClient) -> None:
 # --------------------------------------------------------------------------- sandbox routes
 
 
-def test_sandbox_route_triggers_events_through_the_same_client(client: LinqClient, receiver: Any) -> None:
+def test_sandbox_route_triggers_events_through_the_same_client(client: LinqClient, receiver: Any,
+                                                              sandbox: Any) -> None:
     sub = client.create_subscription(receiver.url, ["message.received"], secret=RECEIVER_SECRET)
     queued = client.sandbox_route("POST", "/_sandbox/events",
                                   {"event_type": "message.received", "data": {"text": "hi"}})
     assert queued["deliveries_queued"] == 1
     assert receiver.wait_for_events(1)
     assert receiver.events[0]["event_id"] == queued["event_id"] and receiver.requests[0]["verified"] is True
+    assert sandbox.wait_for_deliveries()  # the attempt is logged once the receiver's answer is back
     log = client.sandbox_route("GET", "deliveries")["deliveries"]  # the /_sandbox prefix may be left out
     assert [(d["event_id"], d["subscription_id"], d["ok"]) for d in log] == [(queued["event_id"], sub.id, True)]
     assert client.sandbox_route("GET", "/_sandbox/health") == {"ok": True}
