@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,24 @@ def receiver() -> Iterator[object]:
     with Receiver(secrets=RECEIVER_SECRET) as r:
         yield r
 
+
+
+@pytest.fixture
+def make_client(sandbox: object) -> Iterator[Callable[..., object]]:
+    """Clients bound to the sandbox with chosen settings; fast backoff; quick lost-create checks."""
+    from linq_nb.client import LinqClient
+
+    made: list[LinqClient] = []
+
+    def make(**kwargs: Any) -> LinqClient:
+        kwargs.setdefault("token", SENTINEL_TOKEN)
+        kwargs.setdefault("base_url", sandbox.url)  # type: ignore[attr-defined]
+        kwargs.setdefault("backoff_factor", 0.01)
+        c = LinqClient(**kwargs)
+        c.recovery_delays = (0.0, 0.1)  # quick: most tests know whether the create was stored
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

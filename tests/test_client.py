@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timezone
 from typing import Any
 
@@ -59,23 +59,6 @@ def offline() -> Iterator[LinqClient]:
     c = LinqClient(token=SENTINEL_TOKEN, base_url=dead_url(), max_retries=0)
     yield c
     c.close()
-
-
-@pytest.fixture
-def make_client(sandbox: Sandbox) -> Iterator[Callable[..., LinqClient]]:
-    made: list[LinqClient] = []
-
-    def make(**kwargs: Any) -> LinqClient:
-        kwargs.setdefault("token", SENTINEL_TOKEN)
-        kwargs.setdefault("base_url", sandbox.url)
-        kwargs.setdefault("backoff_factor", 0.01)
-        c = LinqClient(**kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
 
 
 # --------------------------------------------------------------------------- methods

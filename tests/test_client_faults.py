@@ -38,25 +38,6 @@ SLOW = 0.6  # seconds a slowed request takes; the clients that should time out w
 TIMEOUT = 0.2
 
 
-@pytest.fixture
-def make_client(sandbox: Sandbox) -> Iterator[Callable[..., LinqClient]]:
-    """Clients bound to the sandbox with chosen settings; fast backoff; quick recovery checks."""
-    made: list[LinqClient] = []
-
-    def make(**kwargs: Any) -> LinqClient:
-        kwargs.setdefault("token", SENTINEL_TOKEN)
-        kwargs.setdefault("base_url", sandbox.url)
-        kwargs.setdefault("backoff_factor", 0.01)
-        c = LinqClient(**kwargs)
-        c.recovery_delays = (0.0, 0.1)  # quick: most tests know whether the create was stored
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
-
-
 def pass_next(sandbox: Sandbox, n: int = 1) -> None:
     """Let the next n API requests through untouched (a no-op fault, queued before the real ones)."""
     sandbox.fail_next(n, status=None)
