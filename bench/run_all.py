@@ -65,9 +65,10 @@ def split_cpus() -> tuple[set[int] | None, set[int] | None]:
     """(CPUs for the load, CPUs for the server under test): one core each when there are two or more.
 
     Pinning keeps the server and the load generator from trading places on the same core,
-    which is most of the run-to-run noise on a 2-core machine. (None, None) where it is not possible.
+    which is most of the run-to-run noise on a 2-core machine. (None, None) where it is not possible,
+    or when the environment sets ``BENCH_PIN=0``.
     """
-    if not hasattr(os, "sched_getaffinity"):
+    if not hasattr(os, "sched_getaffinity") or os.environ.get("BENCH_PIN") == "0":
         return None, None
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
