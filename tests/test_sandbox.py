@@ -241,3 +241,26 @@ def test_state_file_survives_a_restart_and_never_holds_the_token(tmp_path: Any) 
         assert create(sb)["id"] == sub["id"] + 1
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"message.sent" in stored and SENTINEL_TOKEN.encode() not in stored
+
+
+def test_wsgi_entry_point_builds_the_sandbox_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Any) -> None:
+    from linq_nb._server import ServerThread
+    from linq_nb.sandbox import wsgi
+
+    monkeypatch.delenv("LINQ_SANDBOX_TOKENS", raising=False)
+    with pytest.raises(RuntimeError, match="LINQ_SANDBOX_TOKENS"):
+        wsgi.create_app()
+    (tmp_path / "tokens").write_text("carol\n")
+    monkeypatch.setenv("LINQ_SANDBOX_TOKENS", "alice, bob")
+    monkeypatch.setenv("LINQ_SANDBOX_TOKENS_FILE", str(tmp_path / "tokens"))
+    monkeypatch.setenv("LINQ_SANDBOX_RETRY_DELAYS", "0.1,0.2")
+    sb = wsgi.create_app()
+    server = ServerThread(sb.app).start()  # any WSGI server will do; this one is at hand
+    try:
+        assert sb.tokens == ["alice", "bob", "carol"] and sb.deliverer.retry_delays == (0.1, 0.2)
+        resp = requests.get(server.url + PATH, headers={"X-LINQ-INTEGRATION-TOKEN": "carol"}, timeout=10)
+        assert resp.json() == {"webhook_subscriptions": []}
+    finally:
+        server.stop()
+        sb.close()
