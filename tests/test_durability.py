@@ -211,7 +211,13 @@ def test_sigkill_during_classroom_load_keeps_every_acknowledged_change_and_resum
             assert len(accepted) == WITNESS_EVENTS and all(r["verified"] for r in accepted), where
             with LinqClient(token=witness_token, base_url=second.url) as wc:
                 assert second.pid != first.pid
-                log_after = wc.sandbox_route("GET", "/_sandbox/deliveries")["deliveries"]
+                # the receiver has answered; the sandbox logs each attempt just after the answer reaches it
+                deadline = time.monotonic() + 30
+                while True:
+                    log_after = wc.sandbox_route("GET", "/_sandbox/deliveries")["deliveries"]
+                    if sum(d["ok"] for d in log_after) >= WITNESS_EVENTS or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
                 assert log_after[: len(log_before)] == log_before, f"{where}: the delivery log lost records"
                 assert wc.get_subscription(wsub.id).delivery_attempts >= attempts_before, where
                 ok = [d for d in log_after if d["ok"]]
