@@ -125,7 +125,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ratio = r.get("ratio")
         lines.append("| " + " | ".join([
             _fmt(r.get("name")), _fmt(r.get("linq_nb")), _fmt(r.get("baseline")), _fmt(r.get("unit")),
-            "–" if ratio is None else f"{ratio:.2f}", _fmt(r.get("target")), _met(r.get("met")),
+            "–" if ratio is None else f"{ratio:.3f}", _fmt(r.get("target")), _met(r.get("met")),
         ]) + " |")
     return "\n".join(lines)
 
