@@ -18,11 +18,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import get_input_stream
 
 from ..events import EVENT_TYPES, make_envelope, sample_data
 from ..signing import canonical_json
@@ -47,17 +46,67 @@ _STATUS_NAMES = {
     504: "gateway_timeout",
 }
 
-_URLS = Map(
-    [
-        Rule(API_PREFIX, endpoint="collection", methods=["GET", "POST"]),
-        Rule(f"{API_PREFIX}/<sub_id>", endpoint="member", methods=["GET", "PUT", "DELETE"]),
-        Rule("/_sandbox/events", endpoint="emit", methods=["POST"]),
-        Rule("/_sandbox/deliveries", endpoint="deliveries", methods=["GET"]),
-        Rule("/_sandbox/faults", endpoint="faults", methods=["POST"]),
-        Rule("/_sandbox/health", endpoint="health", methods=["GET"]),
-    ],
-    strict_slashes=False,
-)
+# (path, endpoint, methods): six fixed routes, matched by a dict look-up on the hot path.
+_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
+    API_PREFIX: ("collection", ("GET", "POST")),
+    "/_sandbox/events": ("emit", ("POST",)),
+    "/_sandbox/deliveries": ("deliveries", ("GET",)),
+    "/_sandbox/faults": ("faults", ("POST",)),
+    "/_sandbox/health": ("health", ("GET",)),
+}
+_MEMBER = ("member", ("GET", "PUT", "DELETE"))
+_JSON = "application/json"
+
+
+def _route(path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
+    """(endpoint, allowed methods, path arguments) for ``path``, or None. A trailing slash is fine."""
+    path = path.rstrip("/") or "/"
+    found = _ROUTES.get(path)
+    if found is not None:
+        return found[0], found[1], {}
+    if path.startswith(API_PREFIX + "/"):
+        sub_id = path[len(API_PREFIX) + 1:]
+        if "/" not in sub_id:
+            return _MEMBER[0], _MEMBER[1], {"sub_id": sub_id}
+    return None
+
+
+@dataclass
+class Reply:
+    """An HTTP answer: status, JSON body (None: empty) and extra headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] | None = None
+
+    def __call__(self, start_response: Callable[..., Any]) -> list[bytes]:
+        data = b"" if self.body is None else json.dumps(self.body).encode()
+        headers = [("Content-Length", str(len(data)))]
+        if self.body is not None:
+            headers.append(("Content-Type", _JSON))
+        headers += list((self.headers or {}).items())
+        start_response(f"{self.status} {HTTPStatus(self.status).phrase}", headers)
+        return [data]
+
+
+@dataclass
+class SandboxRequest:
+    """What the endpoints need of a request; the body is read only when asked for."""
+
+    method: str
+    path: str
+    environ: dict[str, Any]
+
+    @property
+    def content_length(self) -> int | None:
+        try:
+            return max(0, int(self.environ.get("CONTENT_LENGTH") or ""))
+        except ValueError:
+            return None
+
+    def read(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of the body (werkzeug's stream never blocks past the body)."""
+        return get_input_stream(self.environ, max_content_length=None).read(limit)
 
 
 class ApiError(Exception):
@@ -74,18 +123,14 @@ class ApiError(Exception):
 
 
 def standard_error(status: int, message: str, errors: Iterable[str] = (), *, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+                   headers: dict[str, str] | None = None) -> Reply:
     body = {
         "status": _STATUS_NAMES.get(status, str(status)),
         "error_code": code or _STATUS_NAMES.get(status, "error"),
         "message": message,
         "errors": list(errors) or [message],
     }
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Reply(status, body, headers)
 
 
 @dataclass
@@ -169,36 +214,33 @@ class SandboxApp:
 
     # -- WSGI ----------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = Request(environ)
+        request = SandboxRequest(environ.get("REQUEST_METHOD", "GET").upper(), environ.get("PATH_INFO") or "/",
+                                 environ)
         try:
-            response = self.dispatch(request)
+            reply = self.dispatch(request)
         except Exception:  # our bug, never the client's: say so without details
-            response = standard_error(500, "the sandbox failed unexpectedly; this is a linq_nb bug, please report it")
-        return response(environ, start_response)
+            reply = standard_error(500, "the sandbox failed unexpectedly; this is a linq_nb bug, please report it")
+        return reply(start_response)
 
-    def dispatch(self, request: Request) -> Response:
-        adapter = _URLS.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except MethodNotAllowed as exc:
-            allowed = ", ".join(sorted(exc.valid_methods or ()))
-            return standard_error(405, f"{request.method} is not allowed on {request.path}; use {allowed}",
+    def dispatch(self, request: SandboxRequest) -> Reply:
+        route = _route(request.path)
+        if route is None:
+            return standard_error(404, f"no such endpoint: {request.path[:200]}; the API lives under {API_PREFIX}")
+        endpoint, methods, args = route
+        if request.method not in methods:
+            allowed = ", ".join(methods)
+            return standard_error(405, f"{request.method} is not allowed on {request.path[:200]}; use {allowed}",
                                   headers={"Allow": allowed})
-        except NotFound:
-            return standard_error(404, f"no such endpoint: {request.path}; the API lives under {API_PREFIX}")
-        except HTTPException as exc:  # e.g. a redirect for a trailing slash
-            return standard_error(exc.code or 400, exc.description or "bad request")
         if endpoint == "health":
-            return _json({"ok": True})
+            return Reply(200, {"ok": True})
 
-        token = request.headers.get(TOKEN_HEADER)
+        token = request.environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"))
         partner = self.partners.get(token or "")
         if partner is None:
             detail = (f"missing {TOKEN_HEADER} header" if not token
                       else f"the {TOKEN_HEADER} header does not match any integration token of this sandbox")
-            return Response(json.dumps({"errors": [
-                {"status": 401, "code": "unauthorized", "title": "Unauthorized", "detail": detail}]}),
-                status=401, mimetype="application/json")
+            return Reply(401, {"errors": [
+                {"status": 401, "code": "unauthorized", "title": "Unauthorized", "detail": detail}]})
 
         api = endpoint in ("collection", "member")
         fault = self._take_fault(partner) if api else None
@@ -213,26 +255,26 @@ class SandboxApp:
                 return standard_error(429, f"rate limit exceeded; retry after {seconds} s",
                                       headers={"Retry-After": str(seconds)})
         try:
-            response = getattr(self, f"_route_{endpoint}")(request, partner, **args)
+            reply: Reply = getattr(self, f"_route_{endpoint}")(request, partner, **args)
         except ApiError as exc:
-            response = standard_error(exc.status, exc.message, exc.errors, code=exc.code, headers=exc.headers)
+            reply = standard_error(exc.status, exc.message, exc.errors, code=exc.code, headers=exc.headers)
         if fault and fault.after:
             time.sleep(fault.delay)
             if fault.status is not None:
                 return self._fault_response(fault.status)
-        return response
+        return reply
 
     @staticmethod
-    def _fault_response(status: int) -> Response:
+    def _fault_response(status: int) -> Reply:
         headers = {"Retry-After": "1"} if status == 429 else None
         return standard_error(status, f"injected fault: the sandbox was told to answer {status}", headers=headers)
 
     # -- helpers -------------------------------------------------------------------
-    def _body(self, request: Request) -> Any:
+    def _body(self, request: SandboxRequest) -> Any:
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             raise ApiError(413, f"request body of {length} bytes is over the {self.max_body_bytes}-byte limit")
-        raw = request.stream.read(self.max_body_bytes + 1)
+        raw = request.read(self.max_body_bytes + 1)
         if len(raw) > self.max_body_bytes:
             raise ApiError(413, f"request body is over the {self.max_body_bytes}-byte limit")
         if not raw.strip():
@@ -242,7 +284,7 @@ class SandboxApp:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON ({exc})") from None
 
-    def _subscription_body(self, request: Request) -> dict[str, Any]:
+    def _subscription_body(self, request: SandboxRequest) -> dict[str, Any]:
         body = self._body(request)
         inner = body.get("webhook_subscription") if isinstance(body, dict) else None
         if not isinstance(inner, dict):
@@ -264,22 +306,22 @@ class SandboxApp:
         return sub
 
     # -- endpoints -----------------------------------------------------------------
-    def _route_collection(self, request: Request, partner: str) -> Response:
+    def _route_collection(self, request: SandboxRequest, partner: str) -> Reply:
         if request.method == "GET":
-            return _json({"webhook_subscriptions": self.store.subscriptions(partner)})
+            return Reply(200, {"webhook_subscriptions": self.store.subscriptions(partner)})
         body = self._subscription_body(request)
-        return _json({"webhook_subscription": self.store.create(partner, body)}, 201)
+        return Reply(201, {"webhook_subscription": self.store.create(partner, body)})
 
-    def _route_member(self, request: Request, partner: str, sub_id: str) -> Response:
+    def _route_member(self, request: SandboxRequest, partner: str, sub_id: str) -> Reply:
         sid = self._id(sub_id)
         if request.method == "GET":
-            return _json({"webhook_subscription": self._found(self.store.get(partner, sid), sid)})
+            return Reply(200, {"webhook_subscription": self._found(self.store.get(partner, sid), sid)})
         if request.method == "PUT":
             body = self._subscription_body(request)
-            return _json({"webhook_subscription": self._found(self.store.update(partner, sid, body), sid)})
+            return Reply(200, {"webhook_subscription": self._found(self.store.update(partner, sid, body), sid)})
         if not self.store.delete(partner, sid):
             self._found(None, sid)
-        return Response(status=204)
+        return Reply(204)
 
     def emit(self, partner: str, event_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create one event and queue it for every matching active subscription of ``partner``."""
@@ -289,7 +331,7 @@ class SandboxApp:
             self.on_enqueue()
         return {"event_id": envelope["event_id"], "event_type": event_type, "deliveries_queued": queued}
 
-    def _route_emit(self, request: Request, partner: str) -> Response:
+    def _route_emit(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object {"event_type": "...", "data": {...}}')
@@ -301,12 +343,12 @@ class SandboxApp:
             problems.append("data must be a JSON object (fields to override in the sample payload)")
         if problems:
             raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
-        return _json(self.emit(partner, str(event_type), data), 202)
+        return Reply(202, self.emit(partner, str(event_type), data))
 
-    def _route_deliveries(self, request: Request, partner: str) -> Response:
-        return _json({"deliveries": self.store.attempts(partner)})
+    def _route_deliveries(self, request: SandboxRequest, partner: str) -> Reply:
+        return Reply(200, {"deliveries": self.store.attempts(partner)})
 
-    def _route_faults(self, request: Request, partner: str) -> Response:
+    def _route_faults(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object such as {"fail_next": 2, "status": 503}')
@@ -331,4 +373,4 @@ class SandboxApp:
         if limit is not ...:
             self.set_rate_limit(None if limit is None else limit["limit"],
                                 limit["per_seconds"] if limit else 1.0, partner=partner)
-        return _json({"ok": True})
+        return Reply(200, {"ok": True})

@@ -11,7 +11,6 @@ is never written down.
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 import time
@@ -68,8 +67,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_partner ON attempts (partner);
 """
 
-_PUBLIC_COLUMNS = ("id", "webhook_url", "version", "events", "active", "secret_configured",
-                   "last_delivered_at", "delivery_attempts", "created_at", "updated_at")
+# The API's subscription object, column by column (see _public). Events are stored comma-joined:
+# validated event names never contain a comma.
+_PUBLIC_COLUMNS = ("id, webhook_url, version, events, active, secret IS NOT NULL, last_delivered_at,"
+                   " delivery_attempts, created_at, updated_at")
 
 
 def partner_key(token: str) -> str:
@@ -94,19 +95,24 @@ class Job:
     attempts: int  # attempts made so far
 
 
-def _public(row: sqlite3.Row) -> dict[str, Any]:
+def _public(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``_PUBLIC_COLUMNS`` as the API's subscription object."""
     return {
-        "id": row["id"],
-        "webhook_url": row["webhook_url"],
-        "version": row["version"],
-        "events": json.loads(row["events"]),
-        "active": bool(row["active"]),
-        "secret_configured": bool(row["secret"]),
-        "last_delivered_at": row["last_delivered_at"],
-        "delivery_attempts": row["delivery_attempts"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "id": row[0],
+        "webhook_url": row[1],
+        "version": row[2],
+        "events": row[3].split(",") if row[3] else [],
+        "active": bool(row[4]),
+        "secret_configured": bool(row[5]),
+        "last_delivered_at": row[6],
+        "delivery_attempts": row[7],
+        "created_at": row[8],
+        "updated_at": row[9],
     }
+
+
+def _copy(sub: dict[str, Any]) -> dict[str, Any]:
+    return {**sub, "events": list(sub["events"])}
 
 
 class Store:
@@ -121,6 +127,11 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # SQLite is the record; this is a read model of it, kept in step by every write below, so that
+        # list and get (most of the traffic) never touch the database. partner -> id -> API object.
+        self._subs: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in self._db.execute(f"SELECT partner, {_PUBLIC_COLUMNS} FROM subscriptions ORDER BY id"):
+            self._subs.setdefault(row[0], {})[row[1]] = _public(tuple(row)[1:])
 
     def close(self) -> None:
         with self._lock:
@@ -144,46 +155,58 @@ class Store:
 
     # -- subscriptions -------------------------------------------------------------
     def subscriptions(self, partner: str) -> list[dict[str, Any]]:
-        return [_public(r) for r in self._query(
-            "SELECT * FROM subscriptions WHERE partner = ? ORDER BY id", (partner,))]
+        with self._lock:
+            return [_copy(sub) for sub in self._subs.get(partner, {}).values()]
 
     def get(self, partner: str, sub_id: int) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM subscriptions WHERE partner = ? AND id = ?", (partner, sub_id))
-        return _public(rows[0]) if rows else None
+        with self._lock:
+            sub = self._subs.get(partner, {}).get(sub_id)
+            return _copy(sub) if sub is not None else None
 
+    # Each write is committed before it returns (one statement, or one transaction), then mirrored.
     def create(self, partner: str, body: Mapping[str, Any]) -> dict[str, Any]:
         stamp = now_iso()
-        with self._tx() as db:
-            cur = db.execute(
+        secret = body.get("secret") or None
+        with self._lock:
+            cur = self._db.execute(
                 "INSERT INTO subscriptions (partner, webhook_url, version, events, active, secret, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (partner, body["webhook_url"], body["version"], json.dumps(list(body["events"])),
-                 int(body.get("active", True)), body.get("secret") or None, stamp, stamp),
+                (partner, body["webhook_url"], body["version"], ",".join(body["events"]),
+                 int(body.get("active", True)), secret, stamp, stamp),
             )
-            row = db.execute("SELECT * FROM subscriptions WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return _public(row)
+            sub = _public((cur.lastrowid, body["webhook_url"], body["version"], ",".join(body["events"]),
+                           body.get("active", True), secret is not None, None, 0, stamp, stamp))
+            self._subs.setdefault(partner, {})[sub["id"]] = sub
+            return _copy(sub)
 
     def update(self, partner: str, sub_id: int, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        with self._tx() as db:
-            row = db.execute("SELECT secret FROM subscriptions WHERE partner = ? AND id = ?",
-                             (partner, sub_id)).fetchone()
-            if row is None:
+        """Replace the fields; a body without ``secret`` keeps the stored one. None if no such id."""
+        stamp = now_iso()
+        secret = body.get("secret") or None
+        with self._lock:
+            sub = self._subs.get(partner, {}).get(sub_id)
+            if sub is None:
                 return None
-            secret = (body.get("secret") or None) if "secret" in body else row["secret"]
-            db.execute(
-                "UPDATE subscriptions SET webhook_url = ?, version = ?, events = ?, active = ?, secret = ?,"
-                " updated_at = ? WHERE id = ?",
-                (body["webhook_url"], body["version"], json.dumps(list(body["events"])),
-                 int(body.get("active", True)), secret, now_iso(), sub_id),
+            self._db.execute(
+                "UPDATE subscriptions SET webhook_url = ?, version = ?, events = ?, active = ?,"
+                " secret = CASE WHEN ? THEN ? ELSE secret END, updated_at = ? WHERE id = ?",
+                (body["webhook_url"], body["version"], ",".join(body["events"]), int(body.get("active", True)),
+                 "secret" in body, secret, stamp, sub_id),
             )
-            new = db.execute("SELECT * FROM subscriptions WHERE id = ?", (sub_id,)).fetchone()
-        return _public(new)
+            sub.update(webhook_url=body["webhook_url"], version=body["version"], events=list(body["events"]),
+                       active=bool(body.get("active", True)), updated_at=stamp)
+            if "secret" in body:
+                sub["secret_configured"] = secret is not None
+            return _copy(sub)
 
     def delete(self, partner: str, sub_id: int) -> bool:
-        with self._tx() as db:
-            cur = db.execute("DELETE FROM subscriptions WHERE partner = ? AND id = ?", (partner, sub_id))
-            db.execute("DELETE FROM jobs WHERE subscription_id = ?", (sub_id,))
-        return cur.rowcount > 0
+        with self._lock:
+            if self._subs.get(partner, {}).pop(sub_id, None) is None:
+                return False
+            with self._tx() as db:
+                db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+                db.execute("DELETE FROM jobs WHERE subscription_id = ?", (sub_id,))
+        return True
 
     # -- deliveries ----------------------------------------------------------------
     def enqueue(self, partner: str, event_type: str, event_id: str, body: bytes) -> int:
@@ -193,7 +216,7 @@ class Store:
             rows = db.execute(
                 "SELECT id, events FROM subscriptions WHERE partner = ? AND active = 1 ORDER BY id", (partner,)
             ).fetchall()
-            targets = [r["id"] for r in rows if event_type in json.loads(r["events"])]
+            targets = [r["id"] for r in rows if event_type in r["events"].split(",")]
             db.executemany(
                 "INSERT INTO jobs (partner, subscription_id, event_id, event_type, body, next_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,6 +256,7 @@ class Store:
                        started_at: str, duration_ms: float, retry_at: float | None) -> None:
         """Log one HTTP attempt, move the counters, and reschedule or finish the job, atomically."""
         attempt = job.attempts + 1
+        stamp = now_iso()
         with self._tx() as db:
             db.execute(
                 "INSERT INTO attempts (partner, event_id, event_type, subscription_id, attempt, status_code, error,"
@@ -243,12 +267,17 @@ class Store:
             db.execute(
                 "UPDATE subscriptions SET delivery_attempts = delivery_attempts + 1,"
                 " last_delivered_at = CASE WHEN ? THEN ? ELSE last_delivered_at END WHERE id = ?",
-                (int(ok), now_iso(), job.subscription_id),
+                (int(ok), stamp, job.subscription_id),
             )
             if retry_at is None:
                 db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
             else:
                 db.execute("UPDATE jobs SET attempts = ?, next_at = ? WHERE id = ?", (attempt, retry_at, job.id))
+            sub = self._subs.get(job.partner, {}).get(job.subscription_id)
+            if sub is not None:
+                sub["delivery_attempts"] += 1
+                if ok:
+                    sub["last_delivered_at"] = stamp
 
     def attempts(self, partner: str | None = None) -> list[dict[str, Any]]:
         if partner is None:
