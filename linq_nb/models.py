@@ -85,18 +85,23 @@ class WebhookSubscription:
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> WebhookSubscription:
         """Build from the JSON object the API returns; tolerant of missing optional fields."""
-        return cls(
-            id=int(obj["id"]),
-            webhook_url=str(obj.get("webhook_url", "")),
-            version=int(obj.get("version", 2)),
-            events=tuple(obj.get("events") or ()),
-            active=bool(obj.get("active", True)),
-            secret_configured=bool(obj.get("secret_configured", False)),
-            delivery_attempts=int(obj.get("delivery_attempts") or 0),
-            last_delivered_at=parse_datetime(obj.get("last_delivered_at")),
-            created_at=parse_datetime(obj.get("created_at")),
-            updated_at=parse_datetime(obj.get("updated_at")),
-        )
+        fields = {
+            "id": int(obj["id"]),
+            "webhook_url": str(obj.get("webhook_url", "")),
+            "version": int(obj.get("version", 2)),
+            "events": tuple(obj.get("events") or ()),
+            "active": bool(obj.get("active", True)),
+            "secret_configured": bool(obj.get("secret_configured", False)),
+            "delivery_attempts": int(obj.get("delivery_attempts") or 0),
+            "last_delivered_at": parse_datetime(obj.get("last_delivered_at")),
+            "created_at": parse_datetime(obj.get("created_at")),
+            "updated_at": parse_datetime(obj.get("updated_at")),
+        }
+        # Every list call builds one per subscription: filling __dict__ directly skips the frozen
+        # dataclass's ten guarded setattr calls (half the cost) and gives an equal, still frozen object.
+        sub = object.__new__(cls)
+        sub.__dict__.update(fields)
+        return sub
 
     def to_api(self) -> dict[str, Any]:
         """The JSON object as the API returns it."""
