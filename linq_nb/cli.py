@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .events import EVENT_TYPES
-from .validation import is_loopback_url
+from .validation import is_loopback_host
 
 __all__ = ["main"]
 
@@ -37,10 +37,6 @@ def _rate(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"--rate-limit takes LIMIT/SECONDS such as 10/1, got {text!r}") from None
 
 
-def _is_loopback_host(host: str) -> bool:
-    return is_loopback_url(f"http://[{host}]/" if ":" in host else f"http://{host}/")
-
-
 def _read_tokens(args: argparse.Namespace) -> list[str]:
     tokens = list(args.token or [])
     if args.tokens_file:
@@ -55,7 +51,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     tokens = _read_tokens(args) or None
     sandbox = Sandbox(tokens, host=args.host, port=args.port, state=args.state, retry_delays=args.retry_delays,
                       rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes)
-    if not _is_loopback_host(args.host):
+    if not is_loopback_host(args.host):
         print(f"WARNING: listening on {args.host}: anyone who can reach this port and holds one of the tokens can "
               "use this sandbox, and its webhooks go wherever subscriptions point.", file=sys.stderr)
     shown = ", ".join(sandbox.tokens[:5]) + (f" (+{len(sandbox.tokens) - 5} more)" if len(sandbox.tokens) > 5 else "")

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import copy
 import html
-import ipaddress
 import json
 import sys
 import threading
@@ -52,6 +51,7 @@ from werkzeug.wrappers import Request, Response
 from ._server import ServerThread
 from .errors import SignatureVerificationError
 from .signing import SIGNATURE_HEADER, verify
+from .validation import is_loopback_host
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -510,15 +510,6 @@ class Receiver:
 
 # --- command line --------------------------------------------------------------------------------------------------
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _format_record(r: dict[str, Any]) -> str:
     verified = {True: "verified", False: "NOT verified", None: "unchecked"}[r["verified"]]
     parts = [
@@ -573,7 +564,7 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
     n = receiver.secret_count
     verifying = f"verifying signatures with {_plural(n, 'secret')}" if n else "NOT verifying signatures (no --secret)"
     print(f"Linq webhook receiver at {receiver.url} ({verifying}); Ctrl-C to stop", file=out, flush=True)
-    if not _is_loopback_host(args.host):
+    if not is_loopback_host(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this port can post to it", file=out,
               flush=True)
     printed = 0

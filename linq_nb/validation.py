@@ -19,6 +19,7 @@ __all__ = [
     "events_problems",
     "version_problems",
     "subscription_problems",
+    "is_loopback_host",
     "is_loopback_url",
 ]
 
@@ -32,15 +33,20 @@ _FIELD_TYPES: dict[str, tuple[type, str]] = {
 REQUIRED = ("webhook_url", "events", "version")
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when ``url`` points at this machine (localhost, 127.0.0.0/8 or ::1)."""
-    host = urlsplit(url).hostname or ""
+def is_loopback_host(host: str) -> bool:
+    """True for a host name or address of this machine only (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` points at this machine (localhost, 127.0.0.0/8 or ::1)."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def url_problems(url: object, *, https_only_unless_loopback: bool = False) -> list[str]:
