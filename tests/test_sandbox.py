@@ -264,3 +264,9 @@ def test_wsgi_entry_point_builds_the_sandbox_from_the_environment(monkeypatch: p
     finally:
         server.stop()
         sb.close()
+
+
+def test_an_injected_status_without_a_standard_name_is_still_answered(sandbox: Sandbox) -> None:
+    sandbox.fail_next(1, status=599)
+    resp = call(sandbox, "GET")
+    assert resp.status_code == 599 and resp.json()["message"].startswith("injected fault")

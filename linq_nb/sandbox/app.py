@@ -56,6 +56,7 @@ _ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _MEMBER = ("member", ("GET", "PUT", "DELETE"))
 _JSON = "application/json"
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}  # an injected 599 has none
 
 
 def _route(path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
@@ -85,7 +86,7 @@ class Reply:
         if self.body is not None:
             headers.append(("Content-Type", _JSON))
         headers += list((self.headers or {}).items())
-        start_response(f"{self.status} {HTTPStatus(self.status).phrase}", headers)
+        start_response(f"{self.status} {_PHRASES.get(self.status, 'Error')}", headers)
         return [data]
 
 
