@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -47,12 +48,26 @@ class ServerThread:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def _bind(self) -> BaseWSGIServer:
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietHandler)
+        self.port = server.server_port
+        return server
+
+    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the foreground (for command-line use) until interrupted; ``ready(url)`` once bound."""
+        server = self._bind()
+        if ready is not None:
+            ready(self.url)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Bind, serve in a daemon thread, and return once the port accepts connections."""
         if self.running:
             return self
-        self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietHandler)
-        self.port = self._server.server_port
+        self._server = self._bind()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=self.name, daemon=True)
         self._thread.start()

@@ -40,8 +40,9 @@ def _rate(text: str) -> tuple[int, float]:
 def _read_tokens(args: argparse.Namespace) -> list[str]:
     tokens = list(args.token or [])
     if args.tokens_file:
-        with open(args.tokens_file, encoding="utf-8") as fh:
-            tokens += [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+        from .sandbox import read_tokens_file
+
+        tokens += read_tokens_file(args.tokens_file)
     return tokens
 
 

@@ -26,12 +26,18 @@ from .delivery import LINQ_RETRY_DELAYS, Deliverer
 from .store import Store, partner_key
 
 __all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token",
-           "parse_delays", "RETRY_DELAYS_ENV"]
+           "parse_delays", "read_tokens_file", "RETRY_DELAYS_ENV"]
 
 #: A fast schedule for notebooks and classrooms: five retries within about 15 seconds.
 CLASSROOM_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8)
 #: Environment variable with comma-separated retry delays, e.g. ``0.1,0.2,0.4``.
 RETRY_DELAYS_ENV = "LINQ_SANDBOX_RETRY_DELAYS"
+
+
+def read_tokens_file(path: str | Path) -> list[str]:
+    """Tokens from a file, one per line; blank lines and ``#`` comments are skipped."""
+    with open(path, encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
 
 
 def parse_delays(text: str) -> list[float]:
@@ -139,20 +145,10 @@ class Sandbox:
 
         ``ready`` is called with the base URL once the port is bound.
         """
-        from werkzeug.serving import make_server
-
-        from .._server import QuietHandler
-
         self.deliverer.start()
-        server = make_server(self._server.host, self._server.port, self.app, threaded=True,
-                             request_handler=QuietHandler)
-        self._server.port = server.server_port
-        if ready is not None:
-            ready(self.url)
         try:
-            server.serve_forever()
+            self._server.serve_forever(ready)
         finally:
-            server.server_close()
             self.deliverer.stop()
 
     # -- teaching and testing ------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import RETRY_DELAYS_ENV, Sandbox, parse_delays
+from . import RETRY_DELAYS_ENV, Sandbox, parse_delays, read_tokens_file
 
 __all__ = ["app", "create_app"]  # noqa: F822 - app is built lazily by __getattr__
 
@@ -23,8 +23,7 @@ def create_app() -> Sandbox:
     tokens = [t.strip() for t in os.environ.get("LINQ_SANDBOX_TOKENS", "").split(",") if t.strip()]
     tokens_file = os.environ.get("LINQ_SANDBOX_TOKENS_FILE")
     if tokens_file:
-        with open(tokens_file, encoding="utf-8") as fh:
-            tokens += [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+        tokens += read_tokens_file(tokens_file)
     if not tokens:
         raise RuntimeError("set LINQ_SANDBOX_TOKENS (comma-separated) or LINQ_SANDBOX_TOKENS_FILE for the sandbox")
     delays = os.environ.get(RETRY_DELAYS_ENV)
