@@ -887,8 +887,7 @@ class DeliveryView(widgets.VBox):
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                count = len(self.receiver.requests)
-                if count != self._seen:
+                if self.receiver.counts()["requests"] != self._seen:  # cheap: no copy of the records
                     self.refresh()
             except Exception as exc:  # keep going: show the problem instead of dying silently
                 self.summary.value = _note(f"Could not read the receiver: {type(exc).__name__}: {exc}", "error")
@@ -896,10 +895,9 @@ class DeliveryView(widgets.VBox):
     def refresh(self) -> pd.DataFrame:
         """Read ``receiver.frame()`` now and redraw; returns the frame."""
         with self._lock:
-            count = len(self.receiver.requests)
             frame = self.receiver.frame()
             self.frame = frame
-            self._seen = max(count, len(frame))
+            self._seen = len(frame)
             self.summary.value = self._summary(frame)
             self.table.value = self._table(frame)
             self.refreshes += 1
