@@ -231,3 +231,17 @@ def test_demo_account_has_one_subscription_in_each_state() -> None:
         desk.close()
     assert not state_dir.exists()
     assert not demo.receivers["orders"].running
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_linq_nb_app_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from linq_nb.cli import APP_NOTEBOOK, main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--port" in out and "--no-browser" in out and "demo account" in out
+    assert APP_NOTEBOOK.is_file()
