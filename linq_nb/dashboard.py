@@ -133,10 +133,13 @@ class SupportDashboard(widgets.VBox):
 
         self.heading = widgets.HTML('<h2 style="margin:0 0 4px 0">Webhook support desk</h2>')
         self.where = widgets.HTML()
-        self.base_url = widgets.Text(description="Address", placeholder="https://api.linqapp.com (the live API) "
-                                     "or a shared sandbox, e.g. http://10.0.0.5:8765",
-                                     layout=widgets.Layout(width="38em"))
+        self.base_url = widgets.Text(description="Address", placeholder="empty for the live API, or a shared "
+                                     "sandbox's address such as http://sandbox.example:8765",
+                                     layout=widgets.Layout(width="40em"))
         self.token_input = TokenInput(on_client=self._on_client)
+        self.token_input.token.layout.width = "40em"
+        self.token_input.token.placeholder = "paste the integration token"
+        self.token_input.status.value = ""  # the explanation above says it for this page
         self.demo_button = widgets.Button(description="Back to the demo account", icon="undo",
                                           layout=widgets.Layout(width="auto"))
         connect = widgets.VBox([
