@@ -4,7 +4,7 @@ The logic behind ``apps/support.ipynb`` (the Voilà dashboard of :mod:`linq_nb.d
 here so that it can be tested without a browser and the dashboard only arranges widgets.
 
 - :class:`SupportDesk`: one account seen through a client. :meth:`~SupportDesk.refresh` takes a
-  snapshot with a :class:`~linq_nb.frames.Monitor`, judges it with :func:`linq_nb.frames.health`
+  snapshot of ``list_subscriptions()``, judges the latest ones with :func:`linq_nb.frames.health`
   (the one health rule) and turns each row into a :class:`Triage`; it also activates,
   deactivates and sends test events.
 - :func:`triage`: the plain-language line for one health row, saying what to check.
@@ -21,6 +21,8 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import weakref
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import LinqError, NotFoundError
-from .frames import HEALTH_STATUSES, Monitor, health, plot_attempts
+from .frames import HEALTH_STATUSES, health, plot_attempts
 from .models import WebhookSubscription, format_datetime, humanize_since
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -258,7 +260,7 @@ class SupportDesk:
         self.idle_after = idle_after
         self.window = max(2, int(window))
         self.demo = demo
-        self.monitor = Monitor(client)
+        self._snapshots: deque[tuple[datetime, list[WebhookSubscription]]] = deque(maxlen=self.window)
         self.triages: list[Triage] = []
         self.health_frame: pd.DataFrame | None = None
         self.attempts: dict[int, dict[str, Any]] = {}
@@ -289,16 +291,17 @@ class SupportDesk:
 
     @property
     def snapshots(self) -> list[tuple[datetime, list[WebhookSubscription]]]:
-        """The latest ``window`` snapshots, oldest first."""
-        return self.monitor.snapshots[-self.window:]
+        """The latest ``window`` snapshots of ``list_subscriptions()``, ``(taken_at, subscriptions)``, oldest first."""
+        return list(self._snapshots)
 
     # -- reading
 
     def refresh(self) -> list[Triage]:
         """List the subscriptions now and judge them; most urgent first. Raises :class:`LinqError`."""
-        taken_at, subs = self.monitor.take()
-        snaps = self.snapshots
-        frame = health(snaps, idle_after=self.idle_after)
+        subs = self.client.list_subscriptions()
+        taken_at = datetime.now(timezone.utc)
+        self._snapshots.append((taken_at, subs))
+        frame = health(self.snapshots, idle_after=self.idle_after)
         events = {s.id: s.events for s in subs}
         self.attempts = self._delivery_log()
         now = datetime.now(timezone.utc)
@@ -342,8 +345,7 @@ class SupportDesk:
 
     def subscription(self, sub_id: int) -> WebhookSubscription | None:
         """The subscription as last listed."""
-        snaps = self.monitor.snapshots
-        return next((s for s in snaps[-1][1] if s.id == sub_id), None) if snaps else None
+        return next((s for s in self._snapshots[-1][1] if s.id == sub_id), None) if self._snapshots else None
 
     def plot_png(self, sub_id: int, *, size: tuple[float, float] = (4.2, 1.9), dpi: int = 96,
                  min_span: timedelta = timedelta(minutes=2), replot_after: float = 60.0) -> bytes:
@@ -513,6 +515,7 @@ class DemoAccount:
         from .sandbox import CLASSROOM_RETRY_DELAYS, Sandbox, new_token
 
         self._dir = Path(tempfile.mkdtemp(prefix="linq-nb-demo-"))
+        weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)  # also when the kernel exits
         self.receivers: dict[str, Receiver] = {}
         self.sandbox: Sandbox | None = None
         self.ids: dict[str, int] = {}

@@ -245,3 +245,11 @@ def test_linq_nb_app_help_names_its_options(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "--port" in out and "--no-browser" in out and "demo account" in out
     assert APP_NOTEBOOK.is_file()
+
+
+def test_the_desk_keeps_only_its_window_of_snapshots(client: Any, account: dict[str, int]) -> None:
+    desk = SupportDesk(client, window=3)
+    for _ in range(5):
+        desk.refresh()
+    assert len(desk.snapshots) == 3
+    assert [at for at, _ in desk.snapshots] == sorted(at for at, _ in desk.snapshots)
