@@ -4,7 +4,9 @@ The app starts as a person starts it, with no token set, so it shows its demo ac
 subscription in each state). The test checks that the page renders every card with no error
 output and no code, deactivates the working subscription with its button, sees its state and
 triage line change, and saves a screenshot whose path it prints and reports in the test's
-``user_properties`` (``-rA`` or a JUnit report shows it).
+``user_properties`` (``-rA`` or a JUnit report shows it). Then it pastes the address of a
+sandbox it owns and the sentinel token into the masked field, sees that account, and finds
+the token neither in the page nor in the app's log.
 
 Same conventions as ``tests/test_browser.py``: Playwright drives Debian's Chromium
 (``/usr/bin/chromium``, never a Playwright download), headless; without it the test skips,
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import SENTINEL_TOKEN
 
 pytestmark = pytest.mark.browser
 
@@ -213,6 +217,27 @@ def test_support_app_renders_and_deactivates(tmp_path: Path, page: Any, record_p
         assert not error_outputs(page), error_outputs(page)
         shot = screenshot(page, tmp_path / "support-app.png")
         record_property("screenshot", str(shot))
+
+        # Another account: a sandbox this test owns, its address and token pasted into the page.
+        from linq_nb.client import LinqClient
+        from linq_nb.sandbox import Sandbox
+
+        with Sandbox(tokens=[SENTINEL_TOKEN]) as sandbox:
+            with LinqClient(token=SENTINEL_TOKEN, base_url=sandbox.url) as client:
+                client.create_subscription("https://example.com/hooks/from-the-test", ["message.read"])
+            page.get_by_text("Look at another account").click()
+            page.get_by_placeholder("empty for the live API", exact=False).fill(sandbox.url)
+            token_field = page.get_by_placeholder("paste the integration token")
+            assert token_field.get_attribute("type") == "password"  # masked
+            token_field.fill(SENTINEL_TOKEN)
+            page.get_by_role("button", name="Use this token").click()
+            card(page, "/hooks/from-the-test").wait_for(timeout=30_000)
+            assert page.locator(".linq-support-card").count() == 1
+            assert sandbox.url in page.locator(".linq-where").inner_text()
+            assert token_field.input_value() == ""
+            assert SENTINEL_TOKEN not in page.content()
+            assert not error_outputs(page), error_outputs(page)
+        assert SENTINEL_TOKEN not in app.log.read_text(errors="replace")
     except BaseException:
         with contextlib.suppress(Exception):
             screenshot(page, tmp_path / "support-app-failure.png")
