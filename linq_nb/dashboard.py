@@ -13,12 +13,14 @@ Everything is a public attribute, so the dashboard can be driven from pytest::
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
 
+from .client import BASE_URL_ENV
 from .errors import LinqError
 from .support import LIVE_TEST_EVENTS, STATE_COLOURS, Outcome, SupportDesk, Triage
 from .widgets import TokenInput
@@ -37,8 +39,6 @@ def _note(text: str, kind: str = "info") -> str:
 
 def default_desk() -> SupportDesk:
     """The live API (or ``LINQ_API_BASE_URL``) when ``LINQ_INTEGRATION_TOKEN`` is set, else the demo account."""
-    import os
-
     from .client import TOKEN_ENV, connect
     from .support import DemoAccount
 
@@ -158,6 +158,7 @@ class SupportDashboard(widgets.VBox):
         self.card_box = widgets.VBox()
 
         self.base_url.observe(self._on_base_url, names="value")
+        self.base_url.value = os.environ.get(BASE_URL_ENV, "")  # a classroom's shared sandbox, if one is set
         self.demo_button.on_click(self._on_demo)
         self.refresh_button.on_click(lambda _b: self.refresh(reorder=True))
         self.auto.observe(self._on_auto, names="value")

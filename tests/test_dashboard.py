@@ -164,3 +164,13 @@ def test_the_app_notebook_only_shows_the_dashboard() -> None:
     source = "".join(code[0]["source"])
     assert "SupportDashboard()" in source
     assert "token" not in source.lower().replace("linq_integration_token", "")  # nothing stored in it
+
+
+def test_a_shared_sandbox_address_from_the_environment_is_filled_in(
+        monkeypatch: pytest.MonkeyPatch, sandbox: Any, client: Any) -> None:
+    monkeypatch.setenv("LINQ_API_BASE_URL", sandbox.url)
+    dash = SupportDashboard(SupportDesk(client), autostart=False)
+    assert dash.base_url.value == sandbox.url
+    assert dash.token_input.base_url == sandbox.url  # what a pasted token will be used with
+    dash.base_url.value = "  "
+    assert dash.token_input.base_url is None  # empty: the live API
