@@ -60,7 +60,7 @@ class SubscriptionCard(widgets.HBox):
         self.sub_id = sub_id
         self.triage: Triage | None = None
         self.title = widgets.HTML()
-        self.line = widgets.HTML(layout=widgets.Layout(max_width="40em"))
+        self.line = widgets.HTML(layout=widgets.Layout(max_width="48em"))
         self.facts = widgets.HTML()
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width="400px", min_width="300px"))
         self.activate_button = widgets.Button(description="Activate", icon="play", button_style="success",
@@ -105,7 +105,7 @@ class SubscriptionCard(widgets.HBox):
             self.plot.value = png
 
     def report(self, outcome: Outcome) -> None:
-        self.result.value = (f'<div class="linq-result" style="line-height:1.45;max-width:40em">'
+        self.result.value = (f'<div class="linq-result" style="line-height:1.45;max-width:48em">'
                              f"{_note(outcome.text, outcome.kind)}</div>")
 
 
