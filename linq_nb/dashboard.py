@@ -133,8 +133,8 @@ class SupportDashboard(widgets.VBox):
 
         self.heading = widgets.HTML('<h2 style="margin:0 0 4px 0">Webhook support desk</h2>')
         self.where = widgets.HTML()
-        self.base_url = widgets.Text(description="Address", placeholder="empty for the live API, or a shared "
-                                     "sandbox's address such as http://sandbox.example:8765",
+        self.base_url = widgets.Text(description="Address",
+                                     placeholder="empty for the live API, or a sandbox's, e.g. http://host:8765",
                                      layout=widgets.Layout(width="40em"))
         self.token_input = TokenInput(on_client=self._on_client)
         self.token_input.token.layout.width = "40em"
