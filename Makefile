@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 PYTEST_ARGS ?=
+# e.g. make app APP_ARGS='--port 9000 --no-browser'
+APP_ARGS ?=
 
 .PHONY: lab test bench clean
 
@@ -23,6 +25,12 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 lab: $(VENV)/.installed-lab
 	@echo "Sandbox mode: notebooks use an embedded sandbox. Set LINQ_INTEGRATION_TOKEN to use the live API."
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+
+# The support app: a Voila dashboard (apps/support.ipynb) on http://127.0.0.1:8866/, a demo account unless
+# LINQ_INTEGRATION_TOKEN is set. Ctrl-C stops it.
+.PHONY: app
+app: $(VENV)/.installed-app
+	$(BIN)/linq-nb app $(APP_ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check linq_nb

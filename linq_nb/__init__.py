@@ -55,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionForm": "widgets",
     "SubscriptionManager": "widgets",
     "DeliveryView": "widgets",
+    # the support app (apps/support.ipynb)
+    "SupportDesk": "support",
+    "SupportDashboard": "dashboard",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -75,6 +78,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import DEFAULT_BASE_URL, LinqClient, connect
+    from .dashboard import SupportDashboard
     from .errors import (
         AuthenticationError,
         ConfigurationError,
@@ -101,4 +105,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .models import WebhookSubscription
     from .receiver import Receiver
     from .sandbox import Sandbox
+    from .support import SupportDesk
     from .widgets import DeliveryView, SubscriptionForm, SubscriptionManager, TokenInput, token_input

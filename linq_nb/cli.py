@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .events import EVENT_TYPES
@@ -98,6 +99,36 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The support app's notebook, in the repository next to the package (an editable install or a clone).
+APP_NOTEBOOK = Path(__file__).resolve().parent.parent / "apps" / "support.ipynb"
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("voila") is None:
+        print("linq-nb app: Voila is not installed; run `make app`, or pip install -e '.[app]' in the clone",
+              file=sys.stderr)
+        return 2
+    if not APP_NOTEBOOK.is_file():
+        print(f"linq-nb app: {APP_NOTEBOOK} is missing; the app runs from a clone of the repository "
+              "(pip install -e '.[app]' there)", file=sys.stderr)
+        return 2
+    if not is_loopback_host(args.host):
+        print(f"WARNING: listening on {args.host}: anyone who can reach this port can use the app, and with it "
+              "any account whose token is pasted into it.", file=sys.stderr)
+    account = ("the account of $LINQ_INTEGRATION_TOKEN" if os.environ.get("LINQ_INTEGRATION_TOKEN", "").strip()
+               else "a demo account in a built-in sandbox")
+    print(f"Support app on http://{args.host}:{args.port}/ showing {account}   # Ctrl-C stops", flush=True)
+    cmd = [sys.executable, "-m", "voila", str(APP_NOTEBOOK), f"--port={args.port}", f"--Voila.ip={args.host}",
+           "--Voila.port_retries=0"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    # Become Voila, so that Ctrl-C and a kill reach it (and its kernels) directly.
+    os.execv(sys.executable, cmd)
+    return 1  # pragma: no cover - execv does not return
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linq-nb", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--token", default=None, help="the sandbox token (default: $LINQ_INTEGRATION_TOKEN)")
     tr.add_argument("--data", default=None, help="JSON object of fields to override in the sample payload")
     tr.set_defaults(func=_cmd_trigger)
+
+    ap = sub.add_parser("app", help="serve the support app (a Voila dashboard) for people who do not code",
+                        description="Serve apps/support.ipynb with Voila: the account's subscriptions, their health, "
+                                    "what to check, and the actions. Without LINQ_INTEGRATION_TOKEN it shows a demo "
+                                    "account; a token pasted into the page shows that account.")
+    ap.add_argument("--port", type=int, default=8866, help="port to serve on (default: 8866)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    ap.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    ap.set_defaults(func=_cmd_app)
 
     sub.add_parser("receiver", add_help=False,
                    help="serve a local webhook receiver that verifies signatures (see: receiver --help)")

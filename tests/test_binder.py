@@ -3,17 +3,23 @@
 The test creates a new venv, installs exactly ``binder/requirements.txt``, runs
 ``binder/postBuild`` (which installs the package without dependencies), checks
 with ``pip check`` that the pins cover every dependency, and then executes each
-notebook there with ``jupyter nbconvert --execute``. It needs only what pip can
-fetch; it takes a minute or so, hence the ``slow`` marker.
+notebook there with ``jupyter nbconvert --execute``, and renders the support app
+at the README's Voila URL (``/voila/render/apps/support.ipynb``) through that
+venv's Jupyter server, as Binder would. It needs only what pip can fetch; it
+takes a minute or so, hence the ``slow`` marker.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"
 NOTEBOOKS = ROOT / "notebooks"
 LANDING = "01-quickstart.ipynb"  # the README's Binder link opens it
+APP_URL = "/voila/render/apps/support.ipynb"  # the README's Binder link to the support app
 CELL_TIMEOUT = 120  # seconds, per cell
 RUN_TIMEOUT = 600  # seconds, all notebooks
 
@@ -86,3 +93,44 @@ def test_binder_requirements_run_every_notebook(tmp_path: Path) -> None:
     )  # fmt: skip
     assert sorted(p.name for p in out.glob("*.ipynb")) == [n.name for n in notebooks]
     print("\nbinder: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f" ({len(notebooks)} notebooks)")
+    times["support app"] = _render_app(bin_dir, env, tmp_path)
+    print(f"binder: the support app rendered at {APP_URL} in {times['support app']:.1f} s")
+
+
+def _render_app(bin_dir: Path, env: dict[str, str], tmp_path: Path) -> float:
+    """Start that venv's Jupyter server at the repository root, as Binder does, and GET the app's Voila URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    cmd = [str(bin_dir / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={ROOT}"]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = tmp_path / "jupyter-server.log"
+    t0 = time.monotonic()
+    with log.open("wb") as out:
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        page = ""
+        while time.monotonic() < deadline and server.poll() is None:
+            try:  # Voila answers once the notebook ran in a kernel: the page holds the dashboard's widget
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{APP_URL}?token={token}", timeout=90) as resp:
+                    page = resp.read().decode("utf-8", "replace")
+                    break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        took = time.monotonic() - t0
+        assert page, f"no answer from {APP_URL}; the server's log:\n{log.read_text(errors='replace')[-4000:]}"
+        assert "There was an error when executing cell" not in page
+        assert '"model_id"' in page and "SupportDashboard(" in page, page[-2000:]
+        return took
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
