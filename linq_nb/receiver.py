@@ -151,7 +151,7 @@ class Receiver:
         self.host = host
         self.path = _normalise_path(path)
         self.max_body_bytes = max_body_bytes
-        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver")
+        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver", server="werkzeug")
         self._cond = threading.Condition(threading.Lock())
         self._stopping = threading.Event()
         self._requests: list[dict[str, Any]] = []
@@ -457,7 +457,7 @@ class Receiver:
             return 405, f"method {request.method} not allowed; deliveries are POSTed", None
 
         limit = self.max_body_bytes
-        declared = request.content_length
+        declared = request.content_length  # for a chunked body, waitress's count of what it received
         if declared is not None and declared > limit:
             return 413, f"body of {declared} bytes is over the limit of {limit} bytes", None
         body = self._read_body(request, limit)
