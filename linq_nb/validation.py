@@ -58,7 +58,7 @@ _FIELD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "webhook_url": (str, "a string"),
     "events": (list, "an array of strings"),
     "version": (int, "an integer"),
-    "secret": ((str, type(None)), "a string (or null for no secret)"),
+    "secret": ((str, type(None)), "a string"),
     "active": (bool, "a boolean"),
 }
 REQUIRED = ("webhook_url", "events", "version")
@@ -91,8 +91,6 @@ def url_problems(url: object, *, https_only_unless_loopback: bool = False) -> li
     shown = shorten(url)
     if len(url) > MAX_URL_LENGTH:
         return [f"webhook_url is {len(url)} characters long, over the limit of {MAX_URL_LENGTH}; use a shorter URL"]
-    if any(c.isspace() for c in url):
-        return [f"webhook_url {shown} must not contain spaces"]
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 for c in url):
         return [f"webhook_url {shown} must not contain control characters; type the URL again by hand"]
     try:
@@ -102,6 +100,8 @@ def url_problems(url: object, *, https_only_unless_loopback: bool = False) -> li
         return [f"webhook_url {shown} is not a valid URL"]
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return [f"webhook_url {shown} must be an absolute http(s) URL, such as https://example.com/webhooks/linq"]
+    if any(c.isspace() for c in url):
+        return [f"webhook_url {shown} must not contain spaces"]
     host_problem = _host_problem(parts.hostname)
     if host_problem:
         return [f"webhook_url {shown}: the host {shorten(parts.hostname, 40)} {host_problem}"]
