@@ -7,7 +7,8 @@ connections cost no thread and are closed after ``channel_timeout`` seconds; a f
 number of threads run the app; at most ``connection_limit`` connections are open at
 once (werkzeug's development server starts a thread per connection). The receiver,
 a local tool that must see even a request whose declared body is too big to buffer,
-is served by werkzeug, with ``channel_timeout`` on each connection's socket.
+is served by werkzeug, with ``channel_timeout`` on each connection's socket and at
+most ``threads`` connections served at once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from waitress import wasyncore
 from waitress.server import create_server
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 __all__ = ["ServerThread", "QuietHandler"]
 
@@ -69,7 +70,8 @@ class ServerThread:
     def _bind(self) -> Any:
         if self.server == "werkzeug":
             handler = type("TimedHandler", (QuietHandler,), {"timeout": self.channel_timeout})
-            wz = make_server(self.host, self.port, self.app, threaded=True, request_handler=handler)
+            wz = _BoundedServer(self.host, self.port, self.app, handler)
+            wz.slots = threading.BoundedSemaphore(self.threads)
             self.port = wz.server_port
             return wz
         host = self.host.strip("[]")
@@ -158,3 +160,28 @@ class QuietHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: Any) -> None:
         if type == "error":
             super().log(type, message, *args)
+
+
+class _BoundedServer(ThreadedWSGIServer):
+    """werkzeug's threaded server with at most ``slots`` connections served at once.
+
+    A connection that finds every thread busy for a second is closed unanswered (a sender retries).
+    """
+
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(timeout=1.0):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()

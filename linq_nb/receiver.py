@@ -41,6 +41,7 @@ import html
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -117,6 +118,18 @@ def _parse_subscription_id(value: str | None) -> int | str | None:
         return value
 
 
+# What an unverified body claims, for the record only: looked for in its start, never parsed as JSON.
+_CLAIM = re.compile(rb'"(event_id|event_type)"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _record_claims(body: bytes, record: dict[str, Any]) -> None:
+    """Fill ``record``'s event_id/event_type from what a body that failed verification claims."""
+    for key, value in _CLAIM.findall(body[:4096]):
+        name = key.decode()
+        if (name == "event_id" and record["event_id"] is None) or name == "event_type":
+            record[name] = value.decode("utf-8", "replace")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -166,7 +179,7 @@ class Receiver:
         self.host = host
         self.path = _normalise_path(path)
         self.max_body_bytes = max_body_bytes
-        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver", server="werkzeug")
+        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver", server="werkzeug", threads=32)
         self._cond = threading.Condition(threading.Lock())
         self._stopping = threading.Event()
         self.history = history
@@ -495,6 +508,7 @@ class Receiver:
                 verify(body, request.headers.get(SIGNATURE_HEADER), secrets)
             except SignatureVerificationError as exc:
                 record["verified"] = False
+                _record_claims(body, record)
                 return 401, exc.message, None
             record["verified"] = True
 

@@ -9,9 +9,12 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from linq_nb.client import LinqClient
 from linq_nb.errors import NotFoundError
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox, StateInUse
+from linq_nb.signing import canonical_json, sign
 from tests.conftest import RECEIVER_SECRET, SENTINEL_TOKEN
 
 PATH = "/api/partner/v2/webhook_subscriptions"
@@ -347,12 +351,23 @@ def test_receiver_framing_errors_are_400_without_internals(receiver: Receiver) -
     assert receiver.counts()["rejected"] == 2 and receiver.events == []
 
 
-def test_receiver_never_parses_a_forged_body_and_keeps_a_bounded_history() -> None:
+def test_receiver_never_parses_a_forged_body_and_keeps_a_bounded_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    import linq_nb.receiver as receiver_module
+
+    parsed: list[Any] = []
+
+    def spy(text: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(text)
+        return json.loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(receiver_module, "json", type("J", (), {"loads": staticmethod(spy), "dumps": json.dumps}))
     with Receiver(secrets=RECEIVER_SECRET, history=5) as r:
         for i in range(8):
             requests.post(r.url, data=json.dumps({"event_id": f"forged-{i}"}),
                           headers={"X-Webhook-Signature": "v1,nope"}, timeout=10)
-        assert [x["event_id"] for x in r.requests] == [None] * 5  # kept: the newest 5, body never read as JSON
+        assert parsed == []  # refused on the signature, before any JSON parsing
+        # the newest 5 are kept, with the ids their bodies claim (read from the bytes, for the record only)
+        assert [x["event_id"] for x in r.requests] == [f"forged-{i}" for i in range(3, 8)]
         assert r.counts() == {"requests": 8, "events": 0, "duplicates": 0, "rejected": 8}
 
 
@@ -441,3 +456,98 @@ def test_the_rate_limiter_keeps_constant_memory_per_partner(sandbox: Sandbox) ->
     limiter = sandbox.app._operator_limit
     assert limiter is not None and all(isinstance(v, float) for v in limiter._tat.values())
     assert len(limiter._tat) == 1
+
+
+# --- 9 (command line). secrets from files and the environment, never in the process list ------------------------
+
+def _spawn(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "linq_nb", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    if not first:
+        proc.kill()
+        pytest.fail(f"did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, first
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_sandbox_tokens_from_the_environment_or_a_file_stay_out_of_ps(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("tok_from_file_7f3a\n")
+    state = tmp_path / "s.sqlite"
+    proc, first = _spawn(["sandbox", "--port", "0", "--token-file", str(token_file), "--state", str(state)],
+                         {"LINQ_SANDBOX_TOKENS": "tok_from_env_91bc"})
+    try:
+        url = re.search(r"http://\S+", first).group(0)  # type: ignore[union-attr]
+        for token in ("tok_from_env_91bc", "tok_from_file_7f3a"):
+            assert requests.get(url + PATH, headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10).ok
+            assert token.encode() not in _cmdline(proc.pid)
+        # a second sandbox on the same state file refuses, naming the first
+        second = subprocess.run([sys.executable, "-m", "linq_nb", "sandbox", "--port", "0", "--state", str(state),
+                                 "--token", "x"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and f"in use by process {proc.pid}" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("how", ["file", "env"])
+def test_receiver_secret_from_a_file_or_the_environment(tmp_path: Path, how: str) -> None:
+    secret = "whsec_cli_secret_55e1"
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(f"# rotated monthly\n{secret}\n")
+    args, env = (["--secret-file", str(secret_file)], {}) if how == "file" else ([], {"LINQ_WEBHOOK_SECRET": secret})
+    proc, first = _spawn(["receiver", "--port", "0", *args], env)
+    try:
+        assert "with 1 secret" in first and secret not in first
+        assert secret.encode() not in _cmdline(proc.pid)
+        url = re.search(r"http://\S+", first).group(0)  # type: ignore[union-attr]
+        body = canonical_json({"event_id": "e1", "event_type": "message.sent"})
+        assert requests.post(url, data=body, headers={"X-Webhook-Signature": sign(body, secret)},
+                             timeout=10).status_code == 200
+        assert requests.post(url, data=body, headers={"X-Webhook-Signature": sign(body, "whsec_other")},
+                             timeout=10).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- 6 (deliveries). a busy database never makes a delivery go out twice unlogged -------------------------------
+
+def test_a_delivery_finishing_while_the_database_is_busy_is_logged_once(tmp_path: Path, receiver: Receiver) -> None:
+    state = tmp_path / "busy.sqlite"
+    with Sandbox(tokens=[SENTINEL_TOKEN], state=state, retry_delays=[0.05]) as sb:
+        subscribe(sb, receiver.url, secret=RECEIVER_SECRET)
+        receiver.delay(0.5)
+        sb.emit("message.sent")
+        deadline = time.monotonic() + 10
+        while receiver._in_flight == 0 and time.monotonic() < deadline:  # until the attempt is at the receiver
+            time.sleep(0.01)
+        other = sqlite3.connect(state, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # held past the store's 2 s busy timeout
+        time.sleep(3.0)
+        other.execute("ROLLBACK")
+        other.close()
+        assert sb.wait_for_deliveries(timeout=10)
+        assert len(receiver.requests) == 1 and len(sb.deliveries()) == 1 and sb.deliveries()[0]["ok"]
+
+
+# --- 7 (receiver). a bounded number of threads -------------------------------------------------------------------
+
+def test_the_receiver_serves_half_sent_connections_with_bounded_threads(receiver: Receiver) -> None:
+    before = threading.active_count()
+    socks = []
+    try:
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", receiver.port), timeout=10)
+            s.sendall(b"POST /webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            socks.append(s)
+        time.sleep(1.5)
+        assert threading.active_count() - before <= 33
+    finally:
+        for s in socks:
+            s.close()
