@@ -254,8 +254,8 @@ class Receiver:
         Linq gives up on a delivery after 10 s and retries it, so a delay above that
         shows a slow receiver causing retries and duplicates.
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(f"delay needs a number of seconds >= 0, not {seconds!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 86_400:
+            raise ValueError(f"delay needs a finite number of seconds >= 0, not {seconds!r}")
         with self._cond:
             self._delay = float(seconds)
 

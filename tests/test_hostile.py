@@ -285,6 +285,15 @@ def test_nan_and_infinity_are_refused_in_python_settings_too() -> None:
                 {"event_rate": (1, float("inf"))}):
         with pytest.raises(ValueError):
             Sandbox(tokens=["t"], **bad)  # type: ignore[arg-type]
+    with Sandbox(tokens=["t"]) as sb, Receiver() as r:
+        for value in (float("inf"), float("nan")):
+            with pytest.raises(ValueError):
+                sb.fail_next(1, delay=value)
+            with pytest.raises(ValueError):
+                sb.set_rate_limit(1, value)
+            with pytest.raises(ValueError):
+                r.delay(value)
+        assert requests.get(sb.url + PATH, headers={"X-LINQ-INTEGRATION-TOKEN": "t"}, timeout=10).ok
 
 
 # --- 6. the state file: owner-only, one process, busy is a 503 --------------------------------------------------

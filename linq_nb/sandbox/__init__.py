@@ -129,7 +129,7 @@ class Sandbox:
             raise
         self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox", threads=threads,
                                     channel_timeout=channel_timeout,
-                                    max_request_body_size=max(16 * 1_048_576, max_body_bytes + 1))
+                                    max_request_body_size=2 * max_body_bytes + 65_536)  # past it, waitress says 413
 
     # -- life cycle ----------------------------------------------------------------
     @property
@@ -218,6 +218,8 @@ class Sandbox:
         is processed (a create is stored) and only the answer is lost: the imitation of
         a response that never reached the client. ``token`` limits it to one partner.
         """
+        if not (isinstance(delay, (int, float)) and 0 <= delay <= 600):  # also refuses nan and inf
+            raise ValueError(f"delay must be a finite number of seconds from 0 to 600, not {delay!r}")
         self.app.add_fault(Fault(n, status, delay, after, partner_key(token) if token else None))
 
     def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0) -> None:
