@@ -13,6 +13,7 @@ most ``threads`` connections served at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -21,7 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 __all__ = ["ServerThread", "QuietHandler"]
@@ -38,14 +41,18 @@ class ServerThread:
         channel_timeout: seconds an idle or half-sent connection is kept.
         connection_limit: open connections at most; more wait in the listen backlog.
         max_request_body_size: waitress refuses larger bodies (413) before the app reads them.
+        error_body: ``(status, message) -> JSON-able body`` for the errors waitress answers itself
+            (a bad chunk, a body over ``max_request_body_size``), so they look like the app's own.
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "linq-nb-server",
                  threads: int = 16, channel_timeout: float = 10.0, connection_limit: int = 200,
-                 max_request_body_size: int = 16 * 1_048_576, server: str = "waitress") -> None:
+                 max_request_body_size: int = 16 * 1_048_576, server: str = "waitress",
+                 error_body: Callable[[int, str], Any] | None = None) -> None:
         if server not in ("waitress", "werkzeug"):
             raise ValueError(f"server must be 'waitress' or 'werkzeug', not {server!r}")
         self.server = server
+        self.error_body = error_body
         self.app = app
         self.host = host
         self.port = port
@@ -85,6 +92,8 @@ class ServerThread:
         if not hasattr(server, "effective_port"):  # one name, several addresses (e.g. localhost: v4 and v6)
             server.close()
             raise OSError(f"{self.host!r} resolves to several addresses; give one, such as 127.0.0.1")
+        if self.error_body is not None:
+            server.channel_class = _json_errors(self.error_body)
         self.port = int(server.effective_port)
         return server
 
@@ -185,3 +194,19 @@ class _BoundedServer(ThreadedWSGIServer):
             super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
+
+
+def _json_errors(error_body: Callable[[int, str], Any]) -> type[HTTPChannel]:
+    """A waitress channel whose own error answers are JSON bodies made by ``error_body``."""
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self) -> None:
+            error = self.request.error
+            body = json.dumps(error_body(error.code, f"{error.reason}: {error.body}"[:300])).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    return type("JsonErrorChannel", (HTTPChannel,), {"error_task_class": JsonErrorTask})

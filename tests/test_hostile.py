@@ -93,7 +93,10 @@ def test_hostile_bodies_are_4xx_and_change_nothing(sandbox: Sandbox, name: str) 
 def test_framing_errors_and_odd_paths_are_4xx(sandbox: Sandbox) -> None:
     bad_chunk = (b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nX-LINQ-INTEGRATION-TOKEN: TOKEN\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
-    assert raw(sandbox, bad_chunk)[0] == 400
+    status, body = raw(sandbox, bad_chunk)
+    assert status == 400 and "chunk" in json.loads(body)["message"]  # waitress's own answer, as JSON
+    huge = requests.post(sandbox.url + PATH, data=b"x" * 3_000_000, headers=HDR, timeout=30)
+    assert huge.status_code == 413 and huge.json()["message"]
     cut_chunk = (b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nX-LINQ-INTEGRATION-TOKEN: TOKEN\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"webhook_")
     assert raw(sandbox, cut_chunk)[0] in (0, 400)  # never reaches the app: no answer or a 400, never a 500

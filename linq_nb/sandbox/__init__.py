@@ -21,7 +21,7 @@ from typing import Any
 
 from .._server import ServerThread
 from ..events import EVENT_TYPES
-from .app import API_PREFIX, TOKEN_HEADER, Caps, Fault, SandboxApp
+from .app import API_PREFIX, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
 from .delivery import LINQ_RETRY_DELAYS, Deliverer
 from .store import DEFAULT_MAX_ATTEMPTS, LimitReached, StateInUse, Store, partner_key
 
@@ -129,7 +129,8 @@ class Sandbox:
             raise
         self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox", threads=threads,
                                     channel_timeout=channel_timeout,
-                                    max_request_body_size=2 * max_body_bytes + 65_536)  # past it, waitress says 413
+                                    max_request_body_size=2 * max_body_bytes + 65_536,  # past it, waitress says 413
+                                    error_body=lambda status, message: standard_error(status, message).body)
 
     # -- life cycle ----------------------------------------------------------------
     @property
