@@ -33,26 +33,41 @@ def _delays(text: str) -> list[float]:
 def _rate(text: str) -> tuple[int, float]:
     try:
         limit, _, per = text.partition("/")
-        return int(limit), float(per or 1)
+        value = int(limit), float(per or 1)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--rate-limit takes LIMIT/SECONDS such as 10/1, got {text!r}") from None
+        value = (0, 0.0)
+    if value[0] < 1 or not 0 < value[1] < 1e9:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"takes LIMIT/SECONDS such as 10/1 (a whole number >= 1, finite seconds "
+                                         f"> 0), got {text[:40]!r}")
+    return value
 
 
 def _read_tokens(args: argparse.Namespace) -> list[str]:
+    """--token values, then --tokens-file's lines, then $LINQ_SANDBOX_TOKENS (the last two stay out of ps)."""
+    from .sandbox import TOKENS_ENV, read_tokens_file
+
     tokens = list(args.token or [])
     if args.tokens_file:
-        from .sandbox import read_tokens_file
-
         tokens += read_tokens_file(args.tokens_file)
+    tokens += os.environ.get(TOKENS_ENV, "").replace(",", " ").split()
     return tokens
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox
+    from .sandbox import Sandbox, StateInUse
 
     tokens = _read_tokens(args) or None
-    sandbox = Sandbox(tokens, host=args.host, port=args.port, state=args.state, retry_delays=args.retry_delays,
-                      rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes)
+    try:
+        sandbox = Sandbox(tokens, host=args.host, port=args.port, state=args.state, retry_delays=args.retry_delays,
+                          rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes,
+                          max_subscriptions=args.max_subscriptions, max_event_bytes=args.max_event_bytes,
+                          event_rate=args.event_rate, max_attempts=args.max_attempts)
+    except StateInUse as exc:
+        print(f"linq-nb sandbox: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"linq-nb sandbox: {exc}", file=sys.stderr)
+        return 2
     if not is_loopback_host(args.host):
         print(f"WARNING: listening on {args.host}: anyone who can reach this port and holds one of the tokens can "
               "use this sandbox, and its webhooks go wherever subscriptions point.", file=sys.stderr)
@@ -139,12 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=8765)
     sb.add_argument("--token", action="append", help="a partner's token; repeat for several partners")
-    sb.add_argument("--tokens-file", help="a file with one token per line (one partner each)")
+    sb.add_argument("--tokens-file", "--token-file", dest="tokens_file",
+                    help="a file with one token per line (one partner each); unlike --token, not shown in ps. "
+                         "Or set $LINQ_SANDBOX_TOKENS")
     sb.add_argument("--state", help="SQLite file that keeps everything across restarts (default: in memory)")
     sb.add_argument("--retry-delays", type=_delays, default=None,
                     help="seconds before each delivery retry, e.g. 0.1,0.2,0.4 (default: Linq's 10 over ~25 min)")
     sb.add_argument("--rate-limit", type=_rate, default=None, help="LIMIT/SECONDS per partner, e.g. 10/1")
     sb.add_argument("--max-body-bytes", type=int, default=1_048_576)
+    sb.add_argument("--max-subscriptions", type=int, default=100, help="per partner (default 100)")
+    sb.add_argument("--max-event-bytes", type=int, default=262_144, help="one event's size (default 262144)")
+    sb.add_argument("--event-rate", type=_rate, default=(100, 1.0),
+                    help="triggered events per partner, LIMIT/SECONDS (default 100/1)")
+    sb.add_argument("--max-attempts", type=int, default=10_000,
+                    help="delivery attempts kept in the log per partner (default 10000)")
     sb.set_defaults(func=_cmd_sandbox)
 
     tr = sub.add_parser("trigger", help="send one event through a running sandbox")

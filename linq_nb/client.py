@@ -339,6 +339,7 @@ class LinqClient:
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self._closed = False
+        self._create_lock = threading.Lock()  # one create at a time, so the duplicate guard holds across threads
 
         retry = _Retry(
             total=max_retries, connect=max_retries, read=max_retries, status=max_retries, other=0, redirect=0,
@@ -385,6 +386,10 @@ class LinqClient:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def __reduce__(self) -> Any:
+        raise TypeError("a LinqClient holds an integration token and is not pickled, so the token never lands in "
+                        "a file or another process by accident; create a new client there (linq_nb.connect())")
+
     def close(self) -> None:
         """Close the HTTP session (its pooled connections). Safe to call twice."""
         self._closed = True
@@ -404,9 +409,10 @@ class LinqClient:
         Every call the client makes goes through here: base URL, token, timeout, retries
         (GET/PUT/DELETE only, by the session's adapter) and error mapping.
 
-        ``ok_if_retried``: error statuses that mean success when they answer a *retry*, because
-        an earlier attempt went through and only its answer was lost (a DELETE then gets a 404);
-        the call then returns None.
+        ``ok_if_retried``: error statuses that mean success when they answer a *retry* after a try
+        whose fate is unknown (it timed out or its connection dropped after sending), because that
+        try may have gone through and only its answer was lost (a DELETE then gets a 404); the
+        call then returns None. After a 5xx or 429 ("not done") such a status is a real error.
 
         >>> client.request("GET", "/api/partner/v2/webhook_subscriptions")
         {'webhook_subscriptions': [...]}
@@ -434,9 +440,13 @@ class LinqClient:
             raise error from None
         elapsed = (time.perf_counter() - started) * 1000
         history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
+        # Only a try whose fate is unknown (timed out or cut off after it was sent) may have done the work.
+        # A 5xx or 429 means "not done", and a connection never made sent nothing.
+        unknown = any(h.error is not None and not isinstance(h.error, (NewConnectionError, ConnectTimeoutError))
+                      for h in history)
         logger.debug("%s %s -> %s in %.1f ms%s", method, path, response.status_code, elapsed,
                      f" after {len(history)} retr{'y' if len(history) == 1 else 'ies'}" if history else "")
-        if history and response.status_code in ok_if_retried:
+        if unknown and response.status_code in ok_if_retried:
             logger.info("%s %s: HTTP %s on a retry; an earlier attempt went through", method, path,
                         response.status_code)
             return None
@@ -529,6 +539,9 @@ class LinqClient:
         deliver each such event twice. The request is never resent; if its answer is lost,
         the subscription it created is found and returned.
 
+        Creates through one client are serialised (a lock), so the duplicate check holds for
+        threads sharing it; separate clients or processes can still race past each other.
+
         >>> sub = client.create_subscription("https://example.com/hook", ["message.sent"], secret="s3cret")
         >>> sub.secret_configured
         True
@@ -539,6 +552,10 @@ class LinqClient:
         """
         body = self._build_body("create_subscription", webhook_url, events, secret=secret, active=active,
                                 version=version)
+        with self._create_lock:
+            return self._create(body, allow_duplicate)
+
+    def _create(self, body: dict[str, Any], allow_duplicate: bool) -> WebhookSubscription:
         inner = body["webhook_subscription"]
         before = self.list_subscriptions()
         if not allow_duplicate:
@@ -653,9 +670,7 @@ class LinqClient:
         inner: dict[str, Any] = {"webhook_url": webhook_url, "version": version}
         problems: list[str] = []
         if secret is not None:
-            inner["secret"] = secret
-            if isinstance(secret, str) and not secret:
-                problems.append("secret must not be empty; leave it out (or None) for no secret")
+            inner["secret"] = secret  # an empty one is refused by subscription_problems
         inner["active"] = active
         inner["events"] = _events_list(events)
         if isinstance(events, str):  # a classic slip: "message.sent" for ["message.sent"]

@@ -39,13 +39,18 @@ import argparse
 import copy
 import html
 import json
+import logging
+import os
+import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 from ._server import ServerThread
@@ -57,10 +62,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["Receiver", "main", "DEFAULT_PATH", "DEFAULT_MAX_BODY_BYTES", "REQUEST_FIELDS"]
+__all__ = ["Receiver", "main", "DEFAULT_PATH", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_HISTORY", "REQUEST_FIELDS",
+           "SECRET_ENV"]
 
 DEFAULT_PATH = "/webhooks"
 DEFAULT_MAX_BODY_BYTES = 1_048_576
+#: Requests (and events) a receiver keeps by default; its counts stay exact beyond that.
+DEFAULT_HISTORY = 10_000
+#: Environment variable with the receiver's secret (kept out of ``ps``, unlike ``--secret``).
+SECRET_ENV = "LINQ_WEBHOOK_SECRET"
+logger = logging.getLogger("linq_nb.receiver")
 SUBSCRIPTION_HEADER = "X-Webhook-Subscription-ID"
 EVENT_HEADER = "X-Webhook-Event"
 
@@ -107,6 +118,18 @@ def _parse_subscription_id(value: str | None) -> int | str | None:
         return value
 
 
+# What an unverified body claims, for the record only: looked for in its start, never parsed as JSON.
+_CLAIM = re.compile(rb'"(event_id|event_type)"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _record_claims(body: bytes, record: dict[str, Any]) -> None:
+    """Fill ``record``'s event_id/event_type from what a body that failed verification claims."""
+    for key, value in _CLAIM.findall(body[:4096]):
+        name = key.decode()
+        if (name == "event_id" and record["event_id"] is None) or name == "event_type":
+            record[name] = value.decode("utf-8", "replace")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -122,6 +145,8 @@ class Receiver:
         port: 0 picks a free port.
         path: the path deliveries are POSTed to; others get 404.
         max_body_bytes: larger bodies are refused with 413 without being read.
+        history: the newest requests (and events) kept; older ones are forgotten, the counts stay
+            exact, and a repeated ``event_id`` is recognised among the newest ``history`` events.
     """
 
     def __init__(
@@ -132,7 +157,10 @@ class Receiver:
         port: int = 0,
         path: str = DEFAULT_PATH,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive integer, not {history!r}")
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be a positive integer, not {max_body_bytes!r}")
         if not isinstance(path, str):
@@ -151,12 +179,14 @@ class Receiver:
         self.host = host
         self.path = _normalise_path(path)
         self.max_body_bytes = max_body_bytes
-        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver")
+        self._server = ServerThread(self.app, host, port, name="linq-nb-receiver", server="werkzeug", threads=32)
         self._cond = threading.Condition(threading.Lock())
         self._stopping = threading.Event()
-        self._requests: list[dict[str, Any]] = []
-        self._events: list[dict[str, Any]] = []
-        self._seen_ids: set[str] = set()
+        self.history = history
+        self._requests: deque[dict[str, Any]] = deque(maxlen=history)
+        self._events: deque[dict[str, Any]] = deque(maxlen=history)
+        self._seen_ids: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self._totals = dict.fromkeys(("requests", "events", "duplicates", "rejected"), 0)
         self._fail_remaining = 0
         self._fail_status = 500
         self._delay = 0.0
@@ -224,8 +254,8 @@ class Receiver:
         Linq gives up on a delivery after 10 s and retries it, so a delay above that
         shows a slow receiver causing retries and duplicates.
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(f"delay needs a number of seconds >= 0, not {seconds!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 86_400:
+            raise ValueError(f"delay needs a finite number of seconds >= 0, not {seconds!r}")
         with self._cond:
             self._delay = float(seconds)
 
@@ -261,17 +291,12 @@ class Receiver:
     def events(self) -> list[dict[str, Any]]:
         """The accepted envelopes, each ``event_id`` once, in the order accepted (a copy)."""
         with self._cond:
-            return copy.deepcopy(self._events)
+            return copy.deepcopy(list(self._events))
 
     def counts(self) -> dict[str, int]:
         """``{"requests", "events", "duplicates", "rejected"}``: rejected means answered other than 2xx."""
         with self._cond:
-            return {
-                "requests": len(self._requests),
-                "events": len(self._events),
-                "duplicates": sum(1 for r in self._requests if r["duplicate"]),
-                "rejected": sum(1 for r in self._requests if not 200 <= r["status"] < 300),
-            }
+            return dict(self._totals)
 
     def clear(self) -> None:
         """Forget the records and events (and so which event ids were seen). Settings stay."""
@@ -279,15 +304,16 @@ class Receiver:
             self._requests.clear()
             self._events.clear()
             self._seen_ids.clear()
+            self._totals = dict.fromkeys(self._totals, 0)
             self._cond.notify_all()
 
     def wait_for_events(self, n: int, timeout: float | None = 10.0) -> bool:
         """Wait until at least ``n`` events were accepted; False if ``timeout`` seconds pass first."""
-        return self._wait(lambda: len(self._events) >= n, timeout)
+        return self._wait(lambda: self._totals["events"] >= n, timeout)
 
     def wait_for_requests(self, n: int, timeout: float | None = 10.0) -> bool:
         """Wait until at least ``n`` requests were answered; False if ``timeout`` seconds pass first."""
-        return self._wait(lambda: len(self._requests) >= n, timeout)
+        return self._wait(lambda: self._totals["requests"] >= n, timeout)
 
     def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -304,7 +330,8 @@ class Receiver:
 
     def _records_from(self, start: int) -> list[dict[str, Any]]:
         with self._cond:
-            return [dict(r) for r in self._requests[start:]]
+            skip = max(0, start - (self._totals["requests"] - len(self._requests)))  # start counts from the first
+            return [dict(r) for r in list(self._requests)[skip:]]
 
     def frame(self) -> pd.DataFrame:
         """The request records as a pandas DataFrame, one row per request.
@@ -358,7 +385,7 @@ class Receiver:
         n = self.secret_count
         with self._cond:
             fail, fail_status, delay = self._fail_remaining, self._fail_status, self._delay
-            last = [dict(r) for r in self._requests[-5:]]
+            last = [dict(r) for r in list(self._requests)[-5:]]
         notes = [f"verifying signatures with {_plural(n, 'secret')}" if n
                  else "not verifying signatures (no secret configured)"]
         if fail:
@@ -413,8 +440,11 @@ class Receiver:
         try:
             request = Request(environ)
             status, reason, envelope = self._check(request, record)
-        except Exception as exc:  # never let a request crash the receiver
-            status, reason = 500, f"internal error in the receiver: {type(exc).__name__}: {exc}"
+        except (ClientDisconnected, OSError, ValueError):  # a framing error: the sender's, and not worth a retry
+            status, reason = 400, "the body could not be read: shorter than its Content-Length, or badly chunked"
+        except Exception:  # never let a request crash the receiver; the details go to the log only
+            logger.exception("the receiver failed on a request to %s", str(record["path"])[:200])
+            status, reason = 500, "internal error in the receiver (see its log)"
         with self._cond:
             delay = self._delay
         if delay:
@@ -428,14 +458,21 @@ class Receiver:
                 event_id = record["event_id"]
                 if event_id is not None and event_id in self._seen_ids:
                     record["duplicate"] = True
+                    self._totals["duplicates"] += 1
                 else:
                     if event_id is not None:
-                        self._seen_ids.add(event_id)
+                        self._seen_ids[event_id] = None
+                        if len(self._seen_ids) > self.history:
+                            del self._seen_ids[next(iter(self._seen_ids))]
                     self._events.append(envelope)
+                    self._totals["events"] += 1
             record["status"] = status
             record["reason"] = reason
             record["duration_ms"] = (time.monotonic() - started) * 1000.0
             self._requests.append(record)
+            self._totals["requests"] += 1
+            if not 200 <= status < 300:
+                self._totals["rejected"] += 1
             self._cond.notify_all()
         if 200 <= status < 300:
             body: dict[str, Any] = {"ok": True}
@@ -457,12 +494,23 @@ class Receiver:
             return 405, f"method {request.method} not allowed; deliveries are POSTed", None
 
         limit = self.max_body_bytes
-        declared = request.content_length
+        declared = request.content_length  # for a chunked body, waitress's count of what it received
         if declared is not None and declared > limit:
             return 413, f"body of {declared} bytes is over the limit of {limit} bytes", None
         body = self._read_body(request, limit)
         if len(body) > limit:
             return 413, f"body is over the limit of {limit} bytes", None
+
+        with self._cond:
+            secrets = list(self._secrets)
+        if secrets:  # checked before the body is parsed: a forged body is never looked into
+            try:
+                verify(body, request.headers.get(SIGNATURE_HEADER), secrets)
+            except SignatureVerificationError as exc:
+                record["verified"] = False
+                _record_claims(body, record)
+                return 401, exc.message, None
+            record["verified"] = True
 
         parsed: Any = None
         json_problem: str | None = None
@@ -475,20 +523,10 @@ class Receiver:
                 json_problem = f"body is JSON but not an object (got {type(parsed).__name__}); expected the envelope"
         if isinstance(parsed, dict):
             event_id = parsed.get("event_id")
-            record["event_id"] = None if event_id is None else str(event_id)
+            record["event_id"] = None if event_id is None else str(event_id)[:200]
             event_type = parsed.get("event_type")
             if event_type is not None:
-                record["event_type"] = str(event_type)
-
-        with self._cond:
-            secrets = list(self._secrets)
-        if secrets:
-            try:
-                verify(body, request.headers.get(SIGNATURE_HEADER), secrets)
-            except SignatureVerificationError as exc:
-                record["verified"] = False
-                return 401, exc.message, None
-            record["verified"] = True
+                record["event_type"] = str(event_type)[:200]
         if json_problem is not None:
             return 400, json_problem, None
         return 200, None, parsed
@@ -539,7 +577,12 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8766, help="port (default 8766; 0 picks a free one)")
     parser.add_argument("--path", default=DEFAULT_PATH, help=f"webhook path (default {DEFAULT_PATH})")
     parser.add_argument("--secret", action="append", default=[], metavar="SECRET",
-                        help="verify signatures with this secret; repeat to accept several (rotation)")
+                        help="verify signatures with this secret; repeat to accept several (rotation). "
+                             f"Shows in ps: prefer --secret-file or ${SECRET_ENV}")
+    parser.add_argument("--secret-file", action="append", default=[], metavar="PATH",
+                        help="read secrets from a file, one per line (blank lines and # comments skipped)")
+    parser.add_argument("--history", type=int, default=DEFAULT_HISTORY,
+                        help=f"requests kept in memory; counts stay exact (default {DEFAULT_HISTORY})")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help=f"refuse larger bodies with 413 (default {DEFAULT_MAX_BODY_BYTES})")
     parser.add_argument("--fail-next", type=int, default=0, metavar="N",
@@ -549,9 +592,18 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
                         help="wait this long before answering each request")
     args = parser.parse_args(argv)
 
+    secrets = list(args.secret)
     try:
-        receiver = Receiver(args.secret or None, host=args.host, port=args.port, path=args.path,
-                            max_body_bytes=args.max_body_bytes)
+        for path in args.secret_file:
+            with open(path, encoding="utf-8") as fh:
+                secrets += [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+    except OSError as exc:
+        parser.error(f"--secret-file: cannot read {exc.filename}: {exc.strerror}")
+    if os.environ.get(SECRET_ENV):
+        secrets.append(os.environ[SECRET_ENV].strip())
+    try:
+        receiver = Receiver(secrets or None, host=args.host, port=args.port, path=args.path,
+                            max_body_bytes=args.max_body_bytes, history=args.history)
         receiver.fail_next(args.fail_next, args.fail_status)
         receiver.delay(args.delay)
     except (TypeError, ValueError) as exc:

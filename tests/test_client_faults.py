@@ -197,9 +197,9 @@ def test_delete_is_retried(make_client: Callable[..., LinqClient], sandbox: Sand
 
 def test_delete_whose_answer_was_lost_still_succeeds(make_client: Callable[..., LinqClient],
                                                      sandbox: Sandbox) -> None:
-    c = make_client(max_retries=2)
+    c = make_client(max_retries=2, timeout=TIMEOUT)
     sub = c.create_subscription(HOOK, ["message.sent"])
-    sandbox.fail_next(1, 503, after=True)  # deleted, answer lost: the retry then gets a 404
+    sandbox.fail_next(1, None, delay=SLOW, after=True)  # deleted, answer too late: the retry then gets a 404
     c.delete_subscription(sub.id)
     assert sandbox.subscriptions() == []
     with pytest.raises(NotFoundError):  # but a 404 on a first attempt is still an error

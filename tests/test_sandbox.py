@@ -51,7 +51,7 @@ def test_crud_round_trip_follows_the_documented_shapes(sandbox: Sandbox) -> None
     new = updated.json()["webhook_subscription"]
     assert new["events"] == ["call.completed"] and new["active"] is False and new["secret_configured"] is True
 
-    cleared = call(sandbox, "PUT", f"{PATH}/{sub['id']}", json={"webhook_subscription": {**body, "secret": ""}})
+    cleared = call(sandbox, "PUT", f"{PATH}/{sub['id']}", json={"webhook_subscription": {**body, "secret": None}})
     assert cleared.json()["webhook_subscription"]["secret_configured"] is False
 
     gone = call(sandbox, "DELETE", f"{PATH}/{sub['id']}")

@@ -21,17 +21,20 @@ from typing import Any
 
 from .._server import ServerThread
 from ..events import EVENT_TYPES
-from .app import API_PREFIX, TOKEN_HEADER, Fault, SandboxApp
+from .app import API_PREFIX, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
 from .delivery import LINQ_RETRY_DELAYS, Deliverer
-from .store import Store, partner_key
+from .store import DEFAULT_MAX_ATTEMPTS, LimitReached, StateInUse, Store, partner_key
 
 __all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token",
-           "parse_delays", "read_tokens_file", "RETRY_DELAYS_ENV"]
+           "parse_delays", "read_tokens_file", "RETRY_DELAYS_ENV", "TOKENS_ENV", "Caps", "StateInUse",
+           "LimitReached"]
 
 #: A fast schedule for notebooks and classrooms: five retries within about 15 seconds.
 CLASSROOM_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8)
 #: Environment variable with comma-separated retry delays, e.g. ``0.1,0.2,0.4``.
 RETRY_DELAYS_ENV = "LINQ_SANDBOX_RETRY_DELAYS"
+#: Environment variable with the sandbox's tokens, separated by commas or white space (kept out of ``ps``).
+TOKENS_ENV = "LINQ_SANDBOX_TOKENS"
 
 
 def read_tokens_file(path: str | Path) -> list[str]:
@@ -45,9 +48,10 @@ def parse_delays(text: str) -> list[float]:
     try:
         delays = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"retry delays are seconds separated by commas, such as 0.1,0.2,0.4; got {text!r}") from None
-    if any(d < 0 for d in delays):
-        raise ValueError(f"retry delays must not be negative; got {text!r}")
+        raise ValueError(f"retry delays are seconds separated by commas, such as 0.1,0.2,0.4; got {text[:80]!r}"
+                         ) from None
+    if not all(0 <= d < 86_400 for d in delays):  # also refuses nan and inf
+        raise ValueError(f"retry delays must be finite seconds from 0 to 86400; got {text[:80]!r}")
     return delays
 
 
@@ -68,7 +72,16 @@ class Sandbox:
         delivery_timeout: seconds a receiver has to answer (Linq: 10).
         rate_limit: ``(limit, per_seconds)`` per partner, or None.
         max_body_bytes: larger request bodies get a 413.
-        workers: deliveries made in parallel.
+        workers: deliveries made in parallel; ``per_partner_workers`` of them at most for one
+            partner (default a quarter), so one partner's stalled endpoints never delay another's.
+        max_subscriptions, max_event_bytes, event_rate: per-partner caps (subscriptions, size of one
+            event's envelope, ``(limit, per_seconds)`` of ``POST /_sandbox/events``; None: no rate cap).
+        max_attempts: attempts kept in the delivery log per partner (the oldest go first).
+        threads, channel_timeout: the HTTP server's worker threads, and the seconds it keeps an idle
+            or half-sent connection.
+
+    What is set here no partner can loosen over HTTP: a partner's ``POST /_sandbox/faults`` may add
+    a stricter rate limit of its own and faults for its own requests only.
     """
 
     def __init__(
@@ -83,6 +96,13 @@ class Sandbox:
         rate_limit: tuple[int, float] | None = None,
         max_body_bytes: int = 1_048_576,
         workers: int = 16,
+        per_partner_workers: int | None = None,
+        max_subscriptions: int = 100,
+        max_event_bytes: int = 262_144,
+        event_rate: tuple[int, float] | None = (100, 1.0),
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        threads: int = 16,
+        channel_timeout: float = 10.0,
     ) -> None:
         if tokens is None:
             tokens = [new_token()]
@@ -91,16 +111,26 @@ class Sandbox:
         self.tokens: list[str] = [t for t in dict.fromkeys(tokens) if t]
         if not self.tokens:
             raise ValueError("Sandbox needs at least one non-empty token (or tokens=None for a random one)")
-        self.store = Store(state)
-        self.deliverer = Deliverer(
-            self.store,
-            retry_delays=LINQ_RETRY_DELAYS if retry_delays is None else retry_delays,
-            timeout=delivery_timeout,
-            workers=workers,
-        )
-        self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
-                              on_enqueue=self.deliverer.wake, rate_limit=rate_limit)
-        self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox")
+        delays = LINQ_RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
+        if not all(isinstance(d, (int, float)) and 0 <= d < 86_400 for d in delays):
+            raise ValueError("retry_delays must be finite numbers of seconds from 0 to 86400")
+        if not (isinstance(delivery_timeout, (int, float)) and 0 < delivery_timeout <= 600):
+            raise ValueError(f"delivery_timeout must be a finite number of seconds from 0 to 600, "
+                             f"not {delivery_timeout!r}")
+        caps = Caps(max_subscriptions=max_subscriptions, max_event_bytes=max_event_bytes, event_rate=event_rate)
+        self.store = Store(state, max_attempts=max_attempts)
+        try:
+            self.deliverer = Deliverer(self.store, retry_delays=delays, timeout=delivery_timeout, workers=workers,
+                                       per_partner=per_partner_workers)
+            self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
+                                  on_enqueue=self.deliverer.wake, rate_limit=rate_limit, caps=caps)
+        except BaseException:
+            self.store.close()
+            raise
+        self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox", threads=threads,
+                                    channel_timeout=channel_timeout,
+                                    max_request_body_size=2 * max_body_bytes + 65_536,  # past it, waitress says 413
+                                    error_body=lambda status, message: standard_error(status, message).body)
 
     # -- life cycle ----------------------------------------------------------------
     @property
@@ -189,6 +219,8 @@ class Sandbox:
         is processed (a create is stored) and only the answer is lost: the imitation of
         a response that never reached the client. ``token`` limits it to one partner.
         """
+        if not (isinstance(delay, (int, float)) and 0 <= delay <= 600):  # also refuses nan and inf
+            raise ValueError(f"delay must be a finite number of seconds from 0 to 600, not {delay!r}")
         self.app.add_fault(Fault(n, status, delay, after, partner_key(token) if token else None))
 
     def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0) -> None:

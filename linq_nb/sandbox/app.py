@@ -11,24 +11,29 @@ partner's id, 422 for validation, 400 for a body that is not JSON or lacks the
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
+import sqlite3
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
 from ..events import EVENT_TYPES, make_envelope, sample_data
 from ..signing import canonical_json
-from ..validation import subscription_problems
-from .store import Store, partner_key
+from ..validation import shorten, subscription_problems
+from .store import LimitReached, Store, partner_key
 
-__all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX"]
+__all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX", "RateLimiter", "Caps"]
+
+logger = logging.getLogger("linq_nb.sandbox")
 
 TOKEN_HEADER = "X-LINQ-INTEGRATION-TOKEN"
 API_PREFIX = "/api/partner/v2/webhook_subscriptions"
@@ -56,6 +61,7 @@ _ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _MEMBER = ("member", ("GET", "PUT", "DELETE"))
 _JSON = "application/json"
+DEFAULT_PAGE, MAX_PAGE = 1000, 1000  # attempts per page of GET /_sandbox/deliveries
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}  # an injected 599 has none
 
 
@@ -106,8 +112,24 @@ class SandboxRequest:
             return None
 
     def read(self, limit: int) -> bytes:
-        """At most ``limit`` bytes of the body (werkzeug's stream never blocks past the body)."""
-        return get_input_stream(self.environ, max_content_length=None).read(limit)
+        """At most ``limit`` bytes of the body (werkzeug's stream never blocks past the body).
+
+        A body cut short or badly chunked is the client's mistake: a 400, not a crash.
+        """
+        try:
+            return get_input_stream(self.environ, max_content_length=None).read(limit)
+        except (ClientDisconnected, OSError, ValueError):
+            raise ApiError(400, "the request body could not be read: it is shorter than its Content-Length "
+                                "or badly chunked; send the whole body") from None
+
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (the last value of each)."""
+        from urllib.parse import parse_qsl
+
+        try:
+            return dict(parse_qsl(self.environ.get("QUERY_STRING", ""), errors="strict"))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the query string is not valid UTF-8 in %-encoding") from None
 
 
 class ApiError(Exception):
@@ -145,39 +167,90 @@ class Fault:
     partner: str | None  # None: anyone's requests
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows; send a finite number")
+
+
+# A JSON escape of a UTF-16 surrogate: a lone one cannot be stored or sent, so it is looked for.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 class RateLimiter:
-    """At most ``limit`` requests per ``per_seconds`` for each partner (sliding window)."""
+    """At most ``limit`` requests per ``per_seconds`` for each partner, in constant memory per partner.
+
+    The generic cell rate algorithm: a burst of ``limit`` requests, then one every
+    ``per_seconds / limit`` seconds. One float per partner, whatever the window's length.
+    """
 
     def __init__(self, limit: int, per_seconds: float) -> None:
-        if limit < 1 or per_seconds <= 0:
-            raise ValueError("a rate limit needs limit >= 1 and per_seconds > 0")
-        self.limit, self.per_seconds = limit, per_seconds
-        self._hits: dict[str, deque[float]] = {}
+        if (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+                or not isinstance(per_seconds, (int, float)) or not math.isfinite(per_seconds) or per_seconds <= 0):
+            raise ValueError("a rate limit needs an integer limit >= 1 and a finite per_seconds > 0")
+        self.limit, self.per_seconds = limit, float(per_seconds)
+        self._interval = self.per_seconds / limit
+        self._tat: dict[str, float] = {}  # partner -> theoretical arrival time of the next request
 
     def check(self, partner: str, now: float) -> float | None:
         """None if allowed (and counted), else seconds to wait."""
-        hits = self._hits.setdefault(partner, deque())
-        while hits and hits[0] <= now - self.per_seconds:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return hits[0] + self.per_seconds - now
-        hits.append(now)
+        tat = max(self._tat.get(partner, now), now)
+        wait = tat - now - (self.per_seconds - self._interval)
+        if wait > 0:
+            return wait
+        self._tat[partner] = tat + self._interval
         return None
+
+    def tighter_than(self, other: RateLimiter) -> bool:
+        """True when this limit allows no more, in burst and in rate, than ``other``."""
+        return self.limit <= other.limit and self._interval >= other._interval
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What one partner may use; the operator sets them, no partner can change them.
+
+    Defaults a classroom never hits: they stop a loop gone wrong or a hostile learner.
+    """
+
+    max_subscriptions: int = 100          # per partner
+    max_event_bytes: int = 262_144        # one event's envelope, as delivered
+    event_rate: tuple[int, float] | None = (100, 1.0)  # POST /_sandbox/events per partner: LIMIT per SECONDS
+    max_faults: int = 20                  # injected faults queued per partner
+    max_fault_delay: float = 30.0         # seconds one injected delay may last
+    max_delayed: int = 2                  # requests of one partner held in an injected delay at once
+
+    def __post_init__(self) -> None:
+        for name in ("max_subscriptions", "max_event_bytes", "max_faults", "max_delayed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+        if not math.isfinite(self.max_fault_delay) or self.max_fault_delay < 0:
+            raise ValueError(f"max_fault_delay must be a finite number >= 0, not {self.max_fault_delay!r}")
+        if self.event_rate is not None:
+            RateLimiter(*self.event_rate)  # raises on a bad one
 
 
 class SandboxApp:
-    """The WSGI callable. Holds the tokens, the store, the faults and the rate limits."""
+    """The WSGI callable. Holds the tokens, the store, the faults and the rate limits.
+
+    The operator's settings (``rate_limit``, ``caps``) hold for every partner; through
+    ``POST /_sandbox/faults`` a partner can only add a stricter limit of its own, and its
+    injected faults touch only its own requests.
+    """
 
     def __init__(self, store: Store, tokens: Iterable[str], *, max_body_bytes: int = 1_048_576,
                  on_enqueue: Callable[[], None] | None = None,
-                 rate_limit: tuple[int, float] | None = None) -> None:
+                 rate_limit: tuple[int, float] | None = None, caps: Caps | None = None) -> None:
         self.store = store
         self.partners = {t: partner_key(t) for t in tokens}
         self.max_body_bytes = max_body_bytes
         self.on_enqueue = on_enqueue or (lambda: None)
+        self.caps = caps or Caps()
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
-        self._limits: dict[str | None, RateLimiter] = {}
+        self._operator_limit: RateLimiter | None = None
+        self._partner_limits: dict[str, RateLimiter] = {}
+        self._event_limit = RateLimiter(*self.caps.event_rate) if self.caps.event_rate else None
+        self._delayed: dict[str, int] = {}
         if rate_limit:
             self.set_rate_limit(*rate_limit)
 
@@ -191,12 +264,19 @@ class SandboxApp:
             self._faults.clear()
 
     def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0, *, partner: str | None = None) -> None:
-        """Limit every partner (``partner=None``) or one; ``limit=None`` lifts it."""
+        """The operator's limit for every partner (``partner=None``), or a partner's own extra one.
+
+        ``limit=None`` lifts it. A partner's own limit applies on top of the operator's, so it can
+        only make things stricter.
+        """
+        limiter = None if limit is None else RateLimiter(limit, per_seconds)
         with self._lock:
-            if limit is None:
-                self._limits.pop(partner, None)
+            if partner is None:
+                self._operator_limit = limiter
+            elif limiter is None:
+                self._partner_limits.pop(partner, None)
             else:
-                self._limits[partner] = RateLimiter(int(limit), float(per_seconds))
+                self._partner_limits[partner] = limiter
 
     def _take_fault(self, partner: str) -> Fault | None:
         with self._lock:
@@ -208,10 +288,33 @@ class SandboxApp:
                     return fault
         return None
 
-    def _rate_limited(self, partner: str) -> float | None:
+    def _rate_limited(self, partner: str, *, api: bool, event: bool) -> float | None:
+        """Seconds to wait, or None. The operator's limit counts every route; a partner's own only the API's
+        (so that it can always lift it again), the events cap only ``POST /_sandbox/events``."""
+        now = time.monotonic()
         with self._lock:
-            limiter = self._limits.get(partner) or self._limits.get(None)
-            return limiter.check(partner, time.monotonic()) if limiter else None
+            limiters = [self._operator_limit, self._partner_limits.get(partner) if api else None]
+            if event:
+                limiters.append(self._event_limit)
+            for limiter in limiters:
+                wait = limiter.check(partner, now) if limiter else None
+                if wait is not None:
+                    return wait
+        return None
+
+    def _sleep(self, partner: str, seconds: float) -> None:
+        """An injected delay; a partner holds at most ``caps.max_delayed`` server threads in one."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            if self._delayed.get(partner, 0) >= self.caps.max_delayed:
+                return  # answered at once: a partner cannot tie up the threads every partner shares
+            self._delayed[partner] = self._delayed.get(partner, 0) + 1
+        try:
+            time.sleep(seconds)
+        finally:
+            with self._lock:
+                self._delayed[partner] -= 1
 
     # -- WSGI ----------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -219,19 +322,37 @@ class SandboxApp:
                                  environ)
         try:
             reply = self.dispatch(request)
-        except Exception:  # our bug, never the client's: say so without details
-            reply = standard_error(500, "the sandbox failed unexpectedly; this is a linq_nb bug, please report it")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                reply = self._server_fault(request)
+            else:
+                logger.warning("%s %s: the state database is busy (%s); answered 503", request.method,
+                               request.path[:200], exc)
+                reply = standard_error(503, "the sandbox's state database is busy (another process holds a lock "
+                                            "on it); retry in a moment", headers={"Retry-After": "1"})
+        except Exception:  # our bug, never the client's: a request id for the answer, the traceback for the log
+            reply = self._server_fault(request)
         return reply(start_response)
+
+    @staticmethod
+    def _server_fault(request: SandboxRequest) -> Reply:
+        request_id = uuid.uuid4().hex[:16]
+        logger.exception("request %s: %s %s failed", request_id, request.method, request.path[:200])
+        reply = standard_error(500, f"the sandbox failed unexpectedly (request id {request_id}); this is a "
+                                    "linq_nb bug: please report it with that id")
+        reply.body["request_id"] = request_id
+        reply.headers = {"X-Request-ID": request_id}
+        return reply
 
     def dispatch(self, request: SandboxRequest) -> Reply:
         route = _route(request.path)
         if route is None:
-            return standard_error(404, f"no such endpoint: {request.path[:200]}; the API lives under {API_PREFIX}")
+            return standard_error(404, f"no such endpoint: {shorten(request.path)}; the API lives under {API_PREFIX}")
         endpoint, methods, args = route
         if request.method not in methods:
             allowed = ", ".join(methods)
-            return standard_error(405, f"{request.method} is not allowed on {request.path[:200]}; use {allowed}",
-                                  headers={"Allow": allowed})
+            return standard_error(405, f"{request.method[:20]} is not allowed on {shorten(request.path)}; "
+                                       f"use {allowed}", headers={"Allow": allowed})
         if endpoint == "health":
             return Reply(200, {"ok": True})
 
@@ -246,21 +367,20 @@ class SandboxApp:
         api = endpoint in ("collection", "member")
         fault = self._take_fault(partner) if api else None
         if fault and not fault.after:
-            time.sleep(fault.delay)
+            self._sleep(partner, fault.delay)
             if fault.status is not None:
                 return self._fault_response(fault.status)
-        if api:
-            wait = self._rate_limited(partner)
-            if wait is not None:
-                seconds = max(1, math.ceil(wait))
-                return standard_error(429, f"rate limit exceeded; retry after {seconds} s",
-                                      headers={"Retry-After": str(seconds)})
+        wait = self._rate_limited(partner, api=api, event=endpoint == "emit")
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            return standard_error(429, f"rate limit exceeded; retry after {seconds} s",
+                                  headers={"Retry-After": str(seconds)})
         try:
             reply: Reply = getattr(self, f"_route_{endpoint}")(request, partner, **args)
         except ApiError as exc:
             reply = standard_error(exc.status, exc.message, exc.errors, code=exc.code, headers=exc.headers)
         if fault and fault.after:
-            time.sleep(fault.delay)
+            self._sleep(partner, fault.delay)
             if fault.status is not None:
                 return self._fault_response(fault.status)
         return reply
@@ -281,9 +401,22 @@ class SandboxApp:
         if not raw.strip():
             raise ApiError(400, "request body is empty; send a JSON object")
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"request body is not valid JSON ({exc})") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, f"request body is not UTF-8 text (byte {exc.start}); send JSON in UTF-8") from None
+        try:
+            body = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ApiError(400, "request body is JSON nested too deeply; send a flat object") from None
+        except ValueError as exc:
+            raise ApiError(400, f"request body is not valid JSON ({shorten(str(exc), 160)})") from None
+        if _SURROGATE_ESCAPE.search(raw):
+            try:
+                json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, "request body has a lone UTF-16 surrogate escape (such as \\ud800) in a "
+                                    "string; send valid Unicode text") from None
+        return body
 
     def _subscription_body(self, request: SandboxRequest) -> dict[str, Any]:
         body = self._body(request)
@@ -297,8 +430,8 @@ class SandboxApp:
 
     @staticmethod
     def _id(sub_id: str) -> int:
-        if not sub_id.isdigit() or len(sub_id) > 18:
-            raise ApiError(404, f"webhook subscription id {sub_id[:40]!r} is not a valid id; ids are integers")
+        if not (sub_id.isascii() and sub_id.isdigit()) or len(sub_id) > 18:
+            raise ApiError(404, f"webhook subscription id {shorten(sub_id, 40)} is not a valid id; ids are integers")
         return int(sub_id)
 
     def _found(self, sub: dict[str, Any] | None, sub_id: int) -> dict[str, Any]:
@@ -311,7 +444,11 @@ class SandboxApp:
         if request.method == "GET":
             return Reply(200, {"webhook_subscriptions": self.store.subscriptions(partner)})
         body = self._subscription_body(request)
-        return Reply(201, {"webhook_subscription": self.store.create(partner, body)})
+        try:
+            created = self.store.create(partner, body, max_per_partner=self.caps.max_subscriptions)
+        except LimitReached as exc:
+            raise ApiError(422, str(exc), code="subscription_limit_reached") from None
+        return Reply(201, {"webhook_subscription": created})
 
     def _route_member(self, request: SandboxRequest, partner: str, sub_id: str) -> Reply:
         sid = self._id(sub_id)
@@ -325,9 +462,16 @@ class SandboxApp:
         return Reply(204)
 
     def emit(self, partner: str, event_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Create one event and queue it for every matching active subscription of ``partner``."""
+        """Create one event and queue it for every matching active subscription of ``partner``.
+
+        ValueError if its envelope is over ``caps.max_event_bytes``.
+        """
         envelope = make_envelope(event_type, sample_data(event_type, data), event_id=str(uuid.uuid4()))
-        queued = self.store.enqueue(partner, event_type, envelope["event_id"], canonical_json(envelope))
+        body = canonical_json(envelope)
+        if len(body) > self.caps.max_event_bytes:
+            raise ValueError(f"the event is {len(body)} bytes, over this sandbox's limit of "
+                             f"{self.caps.max_event_bytes} bytes for one event; send less data")
+        queued = self.store.enqueue(partner, event_type, envelope["event_id"], body)
         if queued:
             self.on_enqueue()
         return {"event_id": envelope["event_id"], "event_type": event_type, "deliveries_queued": queued}
@@ -339,15 +483,41 @@ class SandboxApp:
         event_type, data = body.get("event_type"), body.get("data")
         problems = []
         if event_type not in EVENT_TYPES:
-            problems.append(f"event_type must be one of: {', '.join(EVENT_TYPES)}; got {event_type!r}"[:600])
+            problems.append(f"event_type must be one of: {', '.join(EVENT_TYPES)}; got {shorten(event_type)}")
         if data is not None and not isinstance(data, dict):
             problems.append("data must be a JSON object (fields to override in the sample payload)")
         if problems:
             raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
-        return Reply(202, self.emit(partner, str(event_type), data))
+        try:
+            return Reply(202, self.emit(partner, str(event_type), data))
+        except ValueError as exc:
+            raise ApiError(413, str(exc)) from None
 
     def _route_deliveries(self, request: SandboxRequest, partner: str) -> Reply:
-        return Reply(200, {"deliveries": self.store.attempts(partner)})
+        """One page of the partner's attempt log, oldest first: ``?limit=&cursor=&subscription_id=&event_id=``."""
+        query = self.request_page(request.query())
+        records, cursor = self.store.attempts_page(partner, **query)
+        return Reply(200, {"deliveries": records, "next_cursor": cursor})
+
+    @staticmethod
+    def request_page(query: dict[str, str]) -> dict[str, Any]:
+        problems: list[str] = []
+        page: dict[str, Any] = {}
+        for name, top in (("limit", MAX_PAGE), ("cursor", None), ("subscription_id", None)):
+            if name not in query:
+                continue
+            text = query[name]
+            if not (text.isascii() and text.isdigit()) or len(text) > 18 or (top and not 1 <= int(text) <= top):
+                bound = f" from 1 to {top}" if top else ""
+                problems.append(f"{name} must be a whole number{bound}, got {shorten(text, 40)}")
+            else:
+                page[name] = int(text)
+        if "event_id" in query:
+            page["event_id"] = query["event_id"][:100]
+        if problems:
+            raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
+        page.setdefault("limit", DEFAULT_PAGE)
+        return page
 
     def _route_faults(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)
@@ -355,23 +525,37 @@ class SandboxApp:
             raise ApiError(400, 'request body must be a JSON object such as {"fail_next": 2, "status": 503}')
         problems = []
         n, status, delay = body.get("fail_next", 0), body.get("status", 500), body.get("delay", 0.0)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            problems.append("fail_next must be a non-negative integer")
-        if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+        top = self.caps.max_fault_delay
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 1000:
+            problems.append("fail_next must be an integer from 0 to 1000")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)
+                                   or not 400 <= status <= 599):
             problems.append("status must be an integer from 400 to 599, or null to only delay")
-        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 60:
-            problems.append("delay must be a number of seconds from 0 to 60")
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= top:
+            problems.append(f"delay must be a number of seconds from 0 to {top:g}")
         limit = body.get("rate_limit", ...)
-        if limit is not ... and limit is not None and not (
-            isinstance(limit, dict) and isinstance(limit.get("limit"), int) and limit["limit"] >= 1
-            and isinstance(limit.get("per_seconds"), (int, float)) and limit["per_seconds"] > 0
-        ):
-            problems.append('rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}')
+        if limit is not ... and limit is not None:
+            try:
+                if not isinstance(limit, dict) or set(limit) - {"limit", "per_seconds"}:
+                    raise ValueError
+                mine = RateLimiter(limit.get("limit"), limit.get("per_seconds", 1.0))  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                problems.append('rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}')
+            else:
+                operator = self._operator_limit
+                if operator is not None and not mine.tighter_than(operator):
+                    problems.append(f"rate_limit may only be stricter than the sandbox's own limit of "
+                                    f"{operator.limit} per {operator.per_seconds:g} s")
+        with self._lock:
+            queued = sum(1 for f in self._faults if f.partner == partner)
+        if n and queued >= self.caps.max_faults:
+            problems.append(f"{queued} faults are queued already, the most one partner may have; "
+                            "let them run out first")
         if problems:
             raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
         if n:
             self.add_fault(Fault(n, status, float(delay), bool(body.get("after", False)), partner))
         if limit is not ...:
             self.set_rate_limit(None if limit is None else limit["limit"],
-                                limit["per_seconds"] if limit else 1.0, partner=partner)
+                                limit.get("per_seconds", 1.0) if limit else 1.0, partner=partner)
         return Reply(200, {"ok": True})

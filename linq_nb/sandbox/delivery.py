@@ -7,28 +7,46 @@ connection error is retried after ``retry_delays[n]`` with the same
 ``event_id``; any other status is final. Every attempt moves
 ``delivery_attempts``; a success sets ``last_delivered_at``.
 
-A dispatcher thread hands due jobs to a pool of worker threads, so one slow
-receiver never holds up the others, and the API never waits for a delivery.
+Each attempt has one hard deadline for connecting, sending and reading together
+(Linq's 10 s): a watchdog closes the socket of an attempt past it, so a receiver
+that trickles its answer a byte at a time is cut off like a silent one. At most
+``MAX_ANSWER_BYTES`` of an answer are read. A dispatcher thread hands due jobs to a
+pool of worker threads, at most ``per_partner`` of them to one partner at a time, so
+one partner's stalled endpoints never hold up another's deliveries, and the API
+never waits for a delivery. ``stop()`` closes the sockets of attempts in flight.
+
+Sending is one step, :meth:`Deliverer.send` (URL, body, headers, deadline in,
+status or error out): the place to plug in another way of reaching a receiver.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import logging
+import socket
+import sqlite3
+import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-
-import urllib3
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..signing import SIGNATURE_HEADER, sign
 from .store import Job, Store, now_iso
 
-__all__ = ["Deliverer", "LINQ_RETRY_DELAYS", "USER_AGENT"]
+__all__ = ["Deliverer", "LINQ_RETRY_DELAYS", "USER_AGENT", "MAX_ANSWER_BYTES"]
 
 #: Ten retries over about 25 minutes, as Linq documents for v3.
 LINQ_RETRY_DELAYS: tuple[float, ...] = (5, 10, 20, 40, 80, 160, 300, 300, 300, 300)
 USER_AGENT = f"linq-nb-sandbox/{__version__} (Linq v2 imitation)"
+#: The most of a receiver's answer that is read; the rest is never taken off the socket.
+MAX_ANSWER_BYTES = 65_536
+
+logger = logging.getLogger("linq_nb.sandbox")
 
 
 def _retryable(status: int | None) -> bool:
@@ -36,38 +54,107 @@ def _retryable(status: int | None) -> bool:
     return status is None or status == 429 or status >= 500
 
 
+class _Watchdog:
+    """Shuts down the socket of each attempt that passes its deadline (or all of them, on stop)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watched: dict[int, tuple[socket.socket, float]] = {}
+        self._expired: set[int] = set()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="linq-nb-delivery-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, key: int, sock: socket.socket, deadline: float) -> None:
+        with self._cond:
+            self._watched[key] = (sock, deadline)
+            self._cond.notify_all()
+
+    def release(self, key: int) -> bool:
+        """Stop watching ``key``; True if its deadline had passed (it was cut off)."""
+        with self._cond:
+            self._watched.pop(key, None)
+            if key in self._expired:
+                self._expired.discard(key)
+                return True
+            return False
+
+    def abort_all(self) -> None:
+        with self._cond:
+            self._closing = True
+            for sock, _ in self._watched.values():
+                _shutdown(sock)
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closing:
+                now = time.monotonic()
+                for key, (sock, deadline) in list(self._watched.items()):
+                    if deadline <= now:
+                        self._expired.add(key)
+                        del self._watched[key]
+                        _shutdown(sock)
+                soonest = min((d for _, d in self._watched.values()), default=now + 1.0)
+                self._cond.wait(min(max(soonest - now, 0.005), 1.0))
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class Deliverer:
-    """Runs deliveries for a :class:`Store` until :meth:`stop`."""
+    """Runs deliveries for a :class:`Store` until :meth:`stop`.
+
+    Args:
+        retry_delays: seconds before each retry.
+        timeout: the hard deadline of one attempt, from connecting to the last byte read.
+        workers: attempts in flight at most.
+        per_partner: attempts of one partner in flight at most (default: a quarter of ``workers``).
+    """
 
     def __init__(self, store: Store, *, retry_delays: Sequence[float] = LINQ_RETRY_DELAYS,
-                 timeout: float = 10.0, workers: int = 16) -> None:
+                 timeout: float = 10.0, workers: int = 16, per_partner: int | None = None) -> None:
         self.store = store
         self.retry_delays = tuple(float(d) for d in retry_delays)
         self.timeout = timeout
         self.workers = workers
-        self._http = urllib3.PoolManager(num_pools=64, maxsize=workers, retries=False,
-                                         timeout=urllib3.Timeout(total=timeout))
+        self.per_partner = max(1, workers // 4) if per_partner is None else per_partner
+        self._ssl = ssl.create_default_context()
         self._cond = threading.Condition()
         self._inflight: set[int] = set()
+        self._by_partner: Counter[str] = Counter()
         self._stopping = False
+        self._watchdog = _Watchdog()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._stopping = False
+        self._inflight.clear()
+        self._by_partner.clear()
+        self._watchdog.start()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="linq-nb-delivery")
         self._thread = threading.Thread(target=self._dispatch, name="linq-nb-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop dispatching and cut short the attempts in flight (logged, and retried after a restart)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._watchdog.abort_all()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=2)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._http.clear()
 
     def wake(self) -> None:
         """New jobs were queued: look now rather than at the next due time."""
@@ -83,11 +170,48 @@ class Deliverer:
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._inflight or self.store.pending_count():
-                left = deadline - time.monotonic()
+                left = max(deadline - time.monotonic(), 0.001)
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.05))
         return True
+
+    # -- sending: the one step that reaches a receiver ------------------------------
+    def send(self, key: int, url: str, body: bytes, headers: dict[str, str], deadline: float
+             ) -> tuple[int | None, str | None]:
+        """POST ``body`` to ``url`` before ``deadline`` (monotonic); (status, None) or (None, error)."""
+        parts = urlsplit(url)
+        left = max(deadline - time.monotonic(), 0.001)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=left, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=left)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        cut_off = False
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            self._watchdog.watch(key, conn.sock, deadline)
+            if self._stopping:
+                _shutdown(conn.sock)
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read(MAX_ANSWER_BYTES)  # enough for any honest answer; the rest stays unread
+            return resp.status, None
+        except TimeoutError:
+            return None, f"timeout after {self.timeout:g} s"
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            cut_off = self._watchdog.release(key)
+            if cut_off:
+                return None, f"timeout after {self.timeout:g} s"
+            if self._stopping:
+                return None, "interrupted: the sandbox stopped during the attempt"
+            return None, f"connection error: {type(exc).__name__}"
+        finally:
+            if not cut_off:
+                self._watchdog.release(key)
+            conn.close()
 
     # -- internals -----------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -97,21 +221,38 @@ class Deliverer:
                 free = self.workers - len(self._inflight)
                 next_at = None
                 if free > 0:
-                    jobs, next_at = self.store.due_jobs(time.time(), sorted(self._inflight), free)
+                    full = sorted(p for p, n in self._by_partner.items() if n >= self.per_partner)
+                    try:
+                        jobs, next_at = self.store.due_jobs(time.time(), sorted(self._inflight), free,
+                                                            skip_partners=full)
+                    except sqlite3.Error as exc:
+                        logger.warning("delivery: cannot read the queue (%s); trying again", exc)
+                        jobs = []
+                    taken = 0
                     for job in jobs:
+                        if self._by_partner[job.partner] >= self.per_partner:
+                            continue  # a fair share each: the others' jobs go first
                         self._inflight.add(job.id)
+                        self._by_partner[job.partner] += 1
                         self._pool.submit(self._run, job)
-                    if jobs:
+                        taken += 1
+                    if taken:
                         continue  # more may be due already
                 wait = 1.0 if next_at is None else min(max(next_at - time.time(), 0.005), 1.0)
                 self._cond.wait(wait)
 
     def _run(self, job: Job) -> None:
         try:
-            self._attempt(job)
+            if not self._stopping:
+                self._attempt(job)
+        except Exception:
+            logger.exception("delivery of event %s to subscription %s failed", job.event_id, job.subscription_id)
         finally:
             with self._cond:
                 self._inflight.discard(job.id)
+                self._by_partner[job.partner] -= 1
+                if self._by_partner[job.partner] <= 0:
+                    del self._by_partner[job.partner]
                 self._cond.notify_all()
 
     def _attempt(self, job: Job) -> None:
@@ -120,6 +261,7 @@ class Deliverer:
             self.store.drop(job)
             return
         url, secret = target
+        body = self.store.body(job)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -127,23 +269,26 @@ class Deliverer:
             "X-Webhook-Subscription-ID": str(job.subscription_id),
         }
         if secret:
-            headers[SIGNATURE_HEADER] = sign(job.body, secret)
+            headers[SIGNATURE_HEADER] = sign(body, secret)
         started_at, t0 = now_iso(), time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        try:
-            resp = self._http.request("POST", url, body=job.body, headers=headers, redirect=False)
-            status = resp.status
-        except urllib3.exceptions.NewConnectionError as exc:  # (a ConnectTimeoutError subclass in urllib3 2)
-            error = f"connection error: {type(exc).__name__}"
-        except urllib3.exceptions.TimeoutError:
-            error = f"timeout after {self.timeout:g} s"
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            error = f"connection error: {type(exc).__name__}"
+        status, error = self.send(job.id, url, body, headers, time.monotonic() + self.timeout)
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = status is not None and 200 <= status < 300
         retry_at = None
         if not ok and _retryable(status) and job.attempts < len(self.retry_delays):
-            retry_at = time.time() + self.retry_delays[job.attempts]
-        self.store.record_attempt(job, status_code=status, error=error, ok=ok, started_at=started_at,
-                                  duration_ms=round(duration_ms, 3), retry_at=retry_at)
+            retry_at = time.time() + (0 if self._stopping else self.retry_delays[job.attempts])
+        self._record(job, status_code=status, error=error, ok=ok, started_at=started_at,
+                     duration_ms=round(duration_ms, 3), retry_at=retry_at)
+
+    def _record(self, job: Job, **attempt: object) -> None:
+        """Log the attempt; a busy database is waited out, so no attempt is sent twice unlogged."""
+        for tries in range(1, 1000):
+            try:
+                self.store.record_attempt(job, **attempt)  # type: ignore[arg-type]
+                return
+            except sqlite3.OperationalError as exc:
+                if self._stopping and tries >= 10:
+                    raise
+                if tries == 1:
+                    logger.warning("delivery: the state database is busy (%s); waiting to log the attempt", exc)
+                time.sleep(0.2)

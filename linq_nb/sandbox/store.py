@@ -6,11 +6,18 @@ that acknowledges it, so a sandbox killed with SIGKILL and restarted on the same
 file has everything it acknowledged (WAL journal; a process crash loses nothing
 committed). Partners are kept apart by a hash of their token: the token itself
 is never written down.
+
+A state file holds webhook secrets: it and its journals are readable by the owner
+only, and one process at a time may use it (a lock file beside it names the holder).
+An event's body is stored once, however many subscriptions it goes to; the attempt
+log keeps the newest ``max_attempts`` attempts of each partner (the counters on the
+subscriptions stay exact).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -23,7 +30,23 @@ from typing import Any
 
 from ..models import format_datetime
 
-__all__ = ["Store", "Job", "partner_key", "now_iso"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: no lock there
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Store", "Job", "partner_key", "now_iso", "LimitReached", "StateInUse", "DEFAULT_MAX_ATTEMPTS"]
+
+#: Attempts kept in the log per partner.
+DEFAULT_MAX_ATTEMPTS = 10_000
+
+
+class LimitReached(ValueError):
+    """A partner is at one of the operator's caps; the message says which and what to do."""
+
+
+class StateInUse(RuntimeError):
+    """Another process has this state file open."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -51,6 +74,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_at         REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_next_at ON jobs (next_at);
+CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_id);
 CREATE TABLE IF NOT EXISTS attempts (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     partner         TEXT    NOT NULL,
@@ -65,7 +89,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     duration_ms     REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_partner ON attempts (partner);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    body     BLOB NOT NULL
+);
 """
+# jobs.body is empty for a job whose body is in events (all new ones); older state files had it inline.
 
 # The API's subscription object, column by column (see _public). Events are stored comma-joined:
 # validated event names never contain a comma.
@@ -118,24 +147,64 @@ def _copy(sub: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """Thread-safe access to the sandbox state. ``path=None`` keeps it in memory."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 busy_timeout: float = 2.0) -> None:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
         self.path = str(path) if path is not None else ":memory:"
+        self.max_attempts = max_attempts
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
+        self._lock_fd: int | None = None
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+            self._claim(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=busy_timeout)
+            self._db.row_factory = sqlite3.Row
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._release()
+            raise
+        self._attempt_counts: dict[str, int] = {
+            row[0]: row[1] for row in self._db.execute("SELECT partner, COUNT(*) FROM attempts GROUP BY partner")}
         # SQLite is the record; this is a read model of it, kept in step by every write below, so that
         # list and get (most of the traffic) never touch the database. partner -> id -> API object.
         self._subs: dict[str, dict[int, dict[str, Any]]] = {}
         for row in self._db.execute(f"SELECT partner, {_PUBLIC_COLUMNS} FROM subscriptions ORDER BY id"):
             self._subs.setdefault(row[0], {})[row[1]] = _public(tuple(row)[1:])
 
+    def _claim(self, path: str) -> None:
+        """Owner-only files, and this process alone on them (StateInUse names the one that has them)."""
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for name in (path, path + "-wal", path + "-shm"):  # SQLite gives new journals the file's mode
+            if os.path.exists(name):
+                os.chmod(name, 0o600)
+        if fcntl is None:  # pragma: no cover
+            return
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 100).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StateInUse(f"the state file {path} is in use by process {holder}; stop that sandbox first, "
+                             "or give this one another --state file") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the lock
+            self._lock_fd = None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._release()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -164,10 +233,14 @@ class Store:
             return _copy(sub) if sub is not None else None
 
     # Each write is committed before it returns (one statement, or one transaction), then mirrored.
-    def create(self, partner: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, partner: str, body: Mapping[str, Any], *, max_per_partner: int | None = None) -> dict[str, Any]:
+        """Store a new subscription; LimitReached if the partner has ``max_per_partner`` already."""
         stamp = now_iso()
         secret = body.get("secret") or None
         with self._lock:
+            if max_per_partner is not None and len(self._subs.get(partner, {})) >= max_per_partner:
+                raise LimitReached(f"this partner has {max_per_partner} subscriptions, the most this sandbox "
+                                   "allows; delete some before creating more")
             cur = self._db.execute(
                 "INSERT INTO subscriptions (partner, webhook_url, version, events, active, secret, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -206,6 +279,7 @@ class Store:
             with self._tx() as db:
                 db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
                 db.execute("DELETE FROM jobs WHERE subscription_id = ?", (sub_id,))
+                db.execute("DELETE FROM events WHERE event_id NOT IN (SELECT event_id FROM jobs)")
         return True
 
     # -- deliveries ----------------------------------------------------------------
@@ -217,19 +291,43 @@ class Store:
                 "SELECT id, events FROM subscriptions WHERE partner = ? AND active = 1 ORDER BY id", (partner,)
             ).fetchall()
             targets = [r["id"] for r in rows if event_type in r["events"].split(",")]
-            db.executemany(
+            if not targets:
+                return 0
+            db.execute("INSERT OR REPLACE INTO events (event_id, body) VALUES (?, ?)", (event_id, body))
+            db.executemany(  # the body once, in events; each job refers to it
                 "INSERT INTO jobs (partner, subscription_id, event_id, event_type, body, next_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(partner, sid, event_id, event_type, body, when) for sid in targets],
+                " VALUES (?, ?, ?, ?, x'', ?)",
+                [(partner, sid, event_id, event_type, when) for sid in targets],
             )
         return len(targets)
 
-    def due_jobs(self, now: float, exclude: Sequence[int], limit: int) -> tuple[list[Job], float | None]:
-        """Up to ``limit`` jobs due by ``now`` (not in ``exclude``), and when the next other one is due."""
-        skip = f"WHERE id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+    def body(self, job: Job) -> bytes:
+        """The event body ``job`` delivers (empty if the event is gone)."""
+        if job.body:
+            return job.body
+        rows = self._query("SELECT body FROM events WHERE event_id = ?", (job.event_id,))
+        return bytes(rows[0][0]) if rows else b""
+
+    @staticmethod
+    def _forget_event(db: sqlite3.Connection, event_id: str) -> None:
+        """Drop an event's body once no job needs it."""
+        db.execute("DELETE FROM events WHERE event_id = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE event_id = ?)",
+                   (event_id, event_id))
+
+    def due_jobs(self, now: float, exclude: Sequence[int], limit: int, *, skip_partners: Sequence[str] = ()
+                 ) -> tuple[list[Job], float | None]:
+        """Up to ``limit`` jobs due by ``now`` (not in ``exclude``, not of ``skip_partners``), and when the
+        next other one is due. Bodies are not loaded (see :meth:`body`)."""
+        where = []
+        if exclude:
+            where.append(f"id NOT IN ({','.join('?' * len(exclude))})")
+        if skip_partners:
+            where.append(f"partner NOT IN ({','.join('?' * len(skip_partners))})")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM jobs {skip} ORDER BY next_at, id LIMIT ?", (*exclude, limit + 1)
+                f"SELECT id, partner, subscription_id, event_id, event_type, body, attempts, next_at FROM jobs"
+                f" {clause} ORDER BY next_at, id LIMIT ?", (*exclude, *skip_partners, limit + 1)
             ).fetchall()
         due = [r for r in rows if r["next_at"] <= now][:limit]
         later = [r["next_at"] for r in rows if r["next_at"] > now]
@@ -251,6 +349,7 @@ class Store:
     def drop(self, job: Job) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+            self._forget_event(db, job.event_id)
 
     def record_attempt(self, job: Job, *, status_code: int | None, error: str | None, ok: bool,
                        started_at: str, duration_ms: float, retry_at: float | None) -> None:
@@ -271,8 +370,15 @@ class Store:
             )
             if retry_at is None:
                 db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+                self._forget_event(db, job.event_id)
             else:
                 db.execute("UPDATE jobs SET attempts = ?, next_at = ? WHERE id = ?", (attempt, retry_at, job.id))
+            kept = self._attempt_counts.get(job.partner, 0) + 1
+            if kept > self.max_attempts:  # retention: the oldest go; the counters above stay exact
+                db.execute("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE partner = ?"
+                           " ORDER BY id LIMIT ?)", (job.partner, kept - self.max_attempts))
+                kept = self.max_attempts
+            self._attempt_counts[job.partner] = kept
             sub = self._subs.get(job.partner, {}).get(job.subscription_id)
             if sub is not None:
                 sub["delivery_attempts"] += 1
@@ -280,21 +386,37 @@ class Store:
                     sub["last_delivered_at"] = stamp
 
     def attempts(self, partner: str | None = None) -> list[dict[str, Any]]:
+        """Every kept attempt (of one partner, or all), oldest first."""
         if partner is None:
             rows = self._query("SELECT * FROM attempts ORDER BY id")
         else:
             rows = self._query("SELECT * FROM attempts WHERE partner = ? ORDER BY id", (partner,))
-        return [
-            {
-                "event_id": r["event_id"],
-                "event_type": r["event_type"],
-                "subscription_id": r["subscription_id"],
-                "attempt": r["attempt"],
-                "status_code": r["status_code"],
-                "error": r["error"],
-                "ok": bool(r["ok"]),
-                "started_at": r["started_at"],
-                "duration_ms": r["duration_ms"],
-            }
-            for r in rows
-        ]
+        return [_attempt(r) for r in rows]
+
+    def attempts_page(self, partner: str, *, limit: int, cursor: int | None = None,
+                      subscription_id: int | None = None, event_id: str | None = None
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` attempts after ``cursor``, oldest first, and the cursor of the next page (or None)."""
+        sql, args = "SELECT * FROM attempts WHERE partner = ? AND id > ?", [partner, cursor or 0]
+        if subscription_id is not None:
+            sql, args = sql + " AND subscription_id = ?", [*args, subscription_id]
+        if event_id is not None:
+            sql, args = sql + " AND event_id = ?", [*args, event_id]
+        rows = self._query(sql + " ORDER BY id LIMIT ?", [*args, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_attempt(r) for r in rows], (str(rows[-1]["id"]) if more else None)
+
+
+def _attempt(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "event_id": r["event_id"],
+        "event_type": r["event_type"],
+        "subscription_id": r["subscription_id"],
+        "attempt": r["attempt"],
+        "status_code": r["status_code"],
+        "error": r["error"],
+        "ok": bool(r["ok"]),
+        "started_at": r["started_at"],
+        "duration_ms": r["duration_ms"],
+    }
