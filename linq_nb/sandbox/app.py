@@ -551,9 +551,10 @@ class SandboxApp:
         Each version gets it under its own name for it (see :func:`linq_nb.catalog.name_in`), in its own
         envelope and sample; an event that one version lacks goes to the other only. ``data`` overrides
         fields of the sample of each version that knows the event under the name given; ``phone_number``
-        makes it an event about that line (v3 ``phone_numbers`` filters on it). Returns the event id and
-        type of the first version that has it, the deliveries queued in all, and ``forms``: each version's
-        ``{"event_id", "event_type", "deliveries_queued"}``. ValueError if an envelope is over
+        makes it an event about that line (v3 ``phone_numbers`` filters on it). Returns ``{"event_id",
+        "event_type", "deliveries_queued"}`` of the first version whose subscriptions got it (v2 first);
+        when several did, ``deliveries_queued`` counts them all and ``forms`` has each version's own
+        (so a v2-only partner sees exactly v2's answer). ValueError if an envelope is over
         ``caps.max_event_bytes``.
         """
         forms: dict[str, dict[str, Any]] = {}
@@ -567,9 +568,12 @@ class SandboxApp:
             forms[api] = self._emit_form(partner, api, name, sample)
         if not forms:
             raise ValueError(f"unknown event type {event_type!r}")
-        first = next(iter(forms.values()))
-        return {"event_id": first["event_id"], "event_type": event_type,
-                "deliveries_queued": sum(f["deliveries_queued"] for f in forms.values()), "forms": forms}
+        reached = {api: form for api, form in forms.items() if form["deliveries_queued"]}
+        answer = dict(next(iter(reached.values()), next(iter(forms.values()))))
+        if len(reached) > 1:
+            answer["deliveries_queued"] = sum(f["deliveries_queued"] for f in reached.values())
+            answer["forms"] = reached
+        return answer
 
     def _route_emit(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)
