@@ -373,12 +373,11 @@ class SandboxApp:
                     return partner, ""
                 return None, f"the {version.AUTH_HEADER} header does not match any integration token of this sandbox"
         if api is None:
-            return None, f"missing {wire.v2.AUTH_HEADER} or {wire.v3.AUTH_HEADER}: Bearer header"
+            return None, f"missing {' or '.join(v.AUTH_DESCRIPTION for v in versions)} header"
         others = [v for n, v in wire.VERSIONS.items() if n != api and v.token_from_environ(environ)]
         hint = (f"; {others[0].AUTH_HEADER} is {others[0].VERSION}'s header, this is a {api} route"
                 if others else "")
-        shown = "Authorization: Bearer <token>" if wire.get(api).AUTH_HEADER == "Authorization" else TOKEN_HEADER
-        return None, f"missing {shown} header{hint}"
+        return None, f"missing {wire.get(api).AUTH_DESCRIPTION} header{hint}"
 
     def dispatch(self, request: SandboxRequest) -> Reply:
         api_version = _api_of(request.path)
