@@ -865,7 +865,8 @@ class SubscriptionManager(widgets.VBox):
         self.status.value = text
 
     def __repr__(self) -> str:
-        return f"SubscriptionManager({len(self.subscriptions)} subscriptions, client={_client_label(self.client)})"
+        n = len(self.subscriptions)
+        return f"SubscriptionManager({n} subscription{'s' if n != 1 else ''}, client={_client_label(self.client)})"
 
 
 # --------------------------------------------------------------------------- deliveries
