@@ -992,11 +992,12 @@ class DeliveryView(widgets.VBox):
                 f'<code title="{_esc(event_id)}">{_esc(event_id[:8])}</code>' if event_id else "",
                 "" if _is_missing(sub_id) else f"#{_esc(str(sub_id))}",
                 {None: "not checked", True: "✓ valid", False: "✗ invalid"}[verified],
-                "" if _is_missing(took) else f"{float(took):.0f} ms",
+                "" if _is_missing(took) else f"{float(took):.{1 if float(took) < 10 else 0}f} ms",
                 "" if _is_missing(note) else _esc(str(note)),
             ]
             style = f' style="color:{_ERR}"' if bad else ""
-            tds = "".join(f'<td style="{cell}">{c}</td>' for c in cells)
+            tds = "".join(f'<td style="{cell}">{c}</td>' for c in cells[:-1])
+            tds += f'<td style="padding:1px 8px;text-align:left;min-width:16em">{cells[-1]}</td>'  # may wrap
             rows.append(f"<tr{style}>{tds}</tr>")
         return (f'{prefix}<table class="linq-deliveries" style="font-size:90%"><thead><tr>{head}</tr></thead>'
                 f'<tbody>{"".join(rows)}</tbody></table>')
