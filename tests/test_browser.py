@@ -419,6 +419,16 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any, recor
                     .map(b => b.textContent.trim())"""
             )
             assert not squeezed, f"buttons with a cut-off label: {squeezed}"
+            beside = page.evaluate(
+                """() => {
+                    const button = [...document.querySelectorAll('.jp-OutputArea-output button.widget-button')]
+                        .find(b => b.textContent.includes('Create subscription') && b.offsetParent !== null);
+                    const reason = [...document.querySelectorAll('.jp-OutputArea-output .widget-html')]
+                        .find(h => h.textContent.includes('Correct the Webhook URL above'));
+                    return reason.getBoundingClientRect().top < button.getBoundingClientRect().bottom - 1;
+                }"""
+            )
+            assert not beside, "the reason shares the buttons' row, where a long one squeezes them"
             create = page.locator(".jp-OutputArea-output button.widget-button", has_text=CREATE_LABEL)
             create.first.scroll_into_view_if_needed()
             screenshot(page, tmp_path / "quickstart-form-reason.png", record_property)
