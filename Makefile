@@ -59,7 +59,7 @@ binder-url:
 	@remote=$$(git remote get-url origin 2>/dev/null); \
 	repo=$$(printf '%s\n' "$$remote" | sed -nE 's#^(git@github\.com:|https://github\.com/)([^/]+/[^/]+)$$#\2#p' | sed 's#\.git$$##'); \
 	if [ -z "$$repo" ]; then \
-	    echo "No GitHub remote named origin. Push this repository to GitHub (git remote add origin git@github.com:OWNER/REPO.git; git push -u origin HEAD), then run make binder-url again." >&2; \
+	    echo "No GitHub remote named origin. Push this repository to GitHub (git remote add origin git@github.com:<owner>/<repo>.git; git push -u origin HEAD), then run make binder-url again." >&2; \
 	    exit 1; \
 	fi; \
 	echo "https://mybinder.org/v2/gh/$$repo/$$(git rev-parse --abbrev-ref HEAD)?labpath=notebooks%2F01-quickstart.ipynb"
