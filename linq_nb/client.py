@@ -604,6 +604,7 @@ class LinqClient:
 
         The current subscription is fetched first so that a full, valid body is sent.
         Leaving ``secret`` out (or ``None``) keeps the stored secret; a string replaces it.
+        With no field to change it raises :class:`ValidationError` and sends nothing.
 
         >>> client.update_subscription(12, active=False).active
         False
