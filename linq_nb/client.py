@@ -32,7 +32,10 @@ nor pandas or ipywidgets.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import html
+import inspect
 import json as jsonlib
 import logging
 import os
@@ -40,10 +43,10 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -102,6 +105,41 @@ SubscriptionRef = int | str | WebhookSubscription
 
 _USER_AGENT = f"linq-nb/{__version__} python-requests/{requests.__version__}"
 _UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unchanged>"})()
+
+
+#: Keyword slips worth a "did you mean" beyond what difflib finds.
+_KEYWORD_HINTS: Final = {
+    "url": "webhook_url", "webhook": "webhook_url", "endpoint": "webhook_url", "target_url": "webhook_url",
+    "event": "events", "event_types": "events", "types": "events",
+    "enabled": "active", "is_active": "active",
+    "webhook_secret": "secret", "signing_secret": "secret",
+}
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keyword_hints(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn Python's bare "unexpected keyword argument" into one that names the right keyword.
+
+    Costs nothing on a good call: the keywords are looked at only once the call has failed.
+    """
+    names = [n for n in inspect.signature(method).parameters if n != "self"]
+
+    @functools.wraps(method)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except TypeError:
+            unknown = [k for k in kwargs if k not in names]
+            if not unknown:
+                raise
+            name = unknown[0]
+            better = _KEYWORD_HINTS.get(name) or next(iter(difflib.get_close_matches(name, names, n=1)), None)
+            guess = f"; did you mean {better}=?" if better in names else ""
+            raise TypeError(f"{method.__name__}() got an unexpected keyword argument {name!r}{guess} "
+                            f"It takes: {', '.join(names)}.") from None
+
+    return checked
 
 
 # --------------------------------------------------------------------------- auth and retries
@@ -529,6 +567,7 @@ class LinqClient:
         path = f"{API_PATH}/{_subscription_id(id)}"
         return self._one("GET", path, self.request("GET", path))
 
+    @_keyword_hints
     def create_subscription(self, webhook_url: str, events: Iterable[str], *, secret: str | None = None,
                             active: bool = True, version: int = 2,
                             allow_duplicate: bool = False) -> WebhookSubscription:
@@ -574,6 +613,7 @@ class LinqClient:
             logger.info("create_subscription: the lost request created subscription %s", found.id)
             return found
 
+    @_keyword_hints
     def update_subscription(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                             events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                             active: bool = _UNSET) -> WebhookSubscription:
@@ -581,6 +621,7 @@ class LinqClient:
 
         The current subscription is fetched first so that a full, valid body is sent.
         Leaving ``secret`` out (or ``None``) keeps the stored secret; a string replaces it.
+        With no field to change it raises :class:`ValidationError` and sends nothing.
 
         >>> client.update_subscription(12, active=False).active
         False
@@ -596,6 +637,7 @@ class LinqClient:
         # A 404 answering a retry means the first attempt deleted it and only its answer was lost.
         self.request("DELETE", f"{API_PATH}/{_subscription_id(id)}", ok_if_retried=(404,))
 
+    @_keyword_hints
     def find_duplicates(self, webhook_url: str, events: Iterable[str]) -> list[tuple[WebhookSubscription,
                                                                                       tuple[str, ...]]]:
         """Existing subscriptions with this URL that share events with ``events``.
@@ -609,6 +651,7 @@ class LinqClient:
 
     # ------------------------------------------------------------------ previews
 
+    @_keyword_hints
     def preview_create(self, webhook_url: str, events: Iterable[str], *, secret: str | None = None,
                        active: bool = True, version: int = 2) -> RequestPreview:
         """The create request as it would be sent (validated; nothing is sent).
@@ -619,6 +662,7 @@ class LinqClient:
                                 version=version, warn=False)
         return self._preview("POST", API_PATH, body)
 
+    @_keyword_hints
     def preview_update(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                        events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                        active: bool = _UNSET) -> RequestPreview:
@@ -697,6 +741,12 @@ class LinqClient:
     def _update_request(self, id: object, *, webhook_url: Any, events: Any, secret: Any, active: Any,
                         warn: bool = True) -> tuple[str, dict[str, Any]]:
         sub_id = _subscription_id(id)
+        if all(value is _UNSET for value in (webhook_url, events, active)) and secret in (_UNSET, None):
+            raise ValidationError(
+                f"update_subscription was not sent: nothing to change for subscription {sub_id}",
+                hint="Pass the fields to change, e.g. update_subscription(id, active=False); the others keep "
+                     "their values. Its keywords: webhook_url=, events=, secret=, active=.",
+            )
         # Validate what was given (with placeholders for the rest) before fetching: a typo costs no request.
         self._build_body(
             "update_subscription",
