@@ -46,7 +46,7 @@ class ServerThread:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "linq-nb-server",
-                 threads: int = 16, channel_timeout: float = 10.0, connection_limit: int = 200,
+                 threads: int = 16, channel_timeout: float = 10.0, connection_limit: int = 500,
                  max_request_body_size: int = 16 * 1_048_576, server: str = "waitress",
                  error_body: Callable[[int, str], Any] | None = None) -> None:
         if server not in ("waitress", "werkzeug"):
