@@ -188,7 +188,8 @@ class Deliverer:
         else:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=left)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        cut_off = False
+        status: int | None = None
+        error: str | None = None
         try:
             conn.connect()
             assert conn.sock is not None
@@ -198,20 +199,19 @@ class Deliverer:
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             resp.read(MAX_ANSWER_BYTES)  # enough for any honest answer; the rest stays unread
-            return resp.status, None
+            status = resp.status
         except TimeoutError:
-            return None, f"timeout after {self.timeout:g} s"
+            error = f"timeout after {self.timeout:g} s"
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            cut_off = self._watchdog.release(key)
-            if cut_off:
-                return None, f"timeout after {self.timeout:g} s"
-            if self._stopping:
-                return None, "interrupted: the sandbox stopped during the attempt"
-            return None, f"connection error: {type(exc).__name__}"
+            error = f"connection error: {type(exc).__name__}"
         finally:
-            if not cut_off:
-                self._watchdog.release(key)
+            cut_off = self._watchdog.release(key)
             conn.close()
+        if cut_off:  # whatever was parsed of an answer cut short at the deadline, it is a timeout
+            return None, f"timeout after {self.timeout:g} s"
+        if error is not None and self._stopping:
+            return None, "interrupted: the sandbox stopped during the attempt"
+        return status, error
 
     # -- internals -----------------------------------------------------------------
     def _dispatch(self) -> None:
