@@ -127,7 +127,7 @@ class Deliverer:
         self.timeout = timeout
         self.workers = workers
         self.per_partner = max(1, workers // 4) if per_partner is None else per_partner
-        self._ssl = ssl.create_default_context()
+        self._ssl: ssl.SSLContext | None = None  # made on the first https delivery (loading CAs takes a while)
         self._cond = threading.Condition()
         self._inflight: set[int] = set()
         self._by_partner: Counter[str] = Counter()
@@ -184,6 +184,8 @@ class Deliverer:
         left = max(deadline - time.monotonic(), 0.001)
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
             conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=left, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=left)
