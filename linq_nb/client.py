@@ -40,7 +40,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
@@ -70,7 +70,7 @@ from .errors import (
     error_from_response,
 )
 from .events import EVENT_TYPES
-from .models import WebhookSubscription
+from .models import SubscriptionList, WebhookSubscription
 from .validation import is_loopback_url, subscription_problems, url_problems
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -498,17 +498,22 @@ class LinqClient:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def list_subscriptions(self) -> list[WebhookSubscription]:
-        """Every webhook subscription of this token.
+    def list_subscriptions(self) -> SubscriptionList:
+        """Every webhook subscription of this token, as a read-only list of :class:`WebhookSubscription`.
+
+        The result keeps the parsed JSON and builds each subscription when it is first read
+        (:class:`~linq_nb.models.SubscriptionList`), so the call costs no more than ``requests`` and
+        ``json`` would; ``subscriptions_frame(result)`` reads the JSON directly.
 
         >>> [s.id for s in client.list_subscriptions()]
         [1, 2]
         """
         data = self.request("GET", API_PATH)
         items = data.get("webhook_subscriptions") if isinstance(data, dict) else None
-        if not isinstance(items, list):
+        # A cheap look at every item now (a JSON object with an id); the rest is checked as it is read.
+        if not isinstance(items, list) or not all(type(item) is dict and "id" in item for item in items):
             raise self._shape_error("GET", API_PATH, "webhook_subscriptions")
-        return [self._parse(item, "GET", API_PATH) for item in items]
+        return SubscriptionList(items, _ShapeError("GET", API_PATH, "subscription object"))
 
     def get_subscription(self, id: SubscriptionRef) -> WebhookSubscription:
         """One subscription by id (a :class:`NotFoundError` if this token has no such id).
@@ -709,7 +714,7 @@ class LinqClient:
         headers[TOKEN_HEADER] = TOKEN_PLACEHOLDER
         return RequestPreview(method=method, url=self._base_url + path, headers=headers, body=_masked_body(body))
 
-    def _refuse_duplicates(self, existing: list[WebhookSubscription], webhook_url: str, events: list[str]) -> None:
+    def _refuse_duplicates(self, existing: Sequence[WebhookSubscription], webhook_url: str, events: list[str]) -> None:
         dups = self._duplicates_in(existing, webhook_url, events)
         if not dups:
             return
@@ -788,7 +793,19 @@ class LinqClient:
 
     @staticmethod
     def _shape_error(method: str, path: str, what: str) -> ServerError:
-        return ServerError(f"the server's answer has no valid {what!r}", method=method, path=path,
+        return _ShapeError(method, path, what)()
+
+
+@dataclass(frozen=True)
+class _ShapeError:
+    """Makes the ServerError for an answer of the wrong shape (a SubscriptionList raises it on a bad item)."""
+
+    method: str
+    path: str
+    what: str
+
+    def __call__(self) -> ServerError:
+        return ServerError(f"the server's answer has no valid {self.what!r}", method=self.method, path=self.path,
                            hint="Check that the base URL points at the Linq v2 API (or a linq-nb sandbox).")
 
 
