@@ -744,6 +744,9 @@ def _copy_run(run: _Run) -> _Run:
 
 # --------------------------------------------------------------------------- plots
 
+#: Which statuses plot_since_last_delivery keeps first when it cannot show every subscription.
+_STATUS_RANK = {"failing": 0, "never delivered": 1, "idle": 2, "inactive": 3, "healthy": 4}
+
 _STATUS_COLOURS = {
     "healthy": "#27ae60",
     "failing": "#c0392b",
@@ -762,12 +765,16 @@ def _new_axes(ax: Axes | None) -> Axes:
     return new_ax
 
 
+_MAX_LEGEND = 10
+
+
 def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     """``delivery_attempts`` over time, one line per subscription, with a marker where a delivery succeeded.
 
     ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs. A marker
     sits on the snapshot in which ``last_delivered_at`` changed. A line rising with no markers is
-    a failing endpoint. Returns the matplotlib ``Axes`` (a new figure unless ``ax`` is given).
+    a failing endpoint. The legend names the lines when there are at most ten. Returns the
+    matplotlib ``Axes`` (a new figure unless ``ax`` is given).
     """
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
@@ -781,7 +788,10 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     if latest is None:
         ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
         return ax
-    marker_label = "successful delivery"
+    hit_x: list[Any] = []
+    hit_y: list[float] = []
+    hit_colours: list[Any] = []
+    labelled = len(history) <= _MAX_LEGEND
     for sub_id in sorted(history):
         # A point where each unchanged run starts and ends: the same line as one point per snapshot.
         times: list[datetime] = []
@@ -800,24 +810,30 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
                 counts.append(run.sub.delivery_attempts)
         x = np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[us]")
         y = np.array(counts, dtype=np.float64)
-        (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
+        (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}" if labelled else "_nolegend_")
         if hits:
-            ax.scatter(
-                x[hits],
-                y[hits],
-                s=60,
-                marker="o",
-                facecolors="none",
-                edgecolors=line.get_color(),
-                linewidths=1.5,
-                zorder=3,
-                label=marker_label,
-            )
-            marker_label = "_nolegend_"
+            hit_x += list(x[hits])
+            hit_y += list(y[hits])
+            hit_colours += [line.get_color()] * len(hits)
+    if hit_x:  # one artist for every marker: quick to draw however many there are
+        ax.scatter(
+            np.array(hit_x, dtype="datetime64[us]"),
+            hit_y,
+            s=60,
+            marker="o",
+            facecolors="none",
+            edgecolors=hit_colours,
+            linewidths=1.5,
+            zorder=3,
+            label="successful delivery",
+        )
+    if not labelled:
+        ax.set_title(f"Delivery attempts of {len(history)} subscriptions")
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.legend(loc="upper left", fontsize="small")
+    if labelled or hit_x:
+        ax.legend(loc="upper left", fontsize="small")
     return ax
 
 
@@ -826,12 +842,15 @@ def plot_since_last_delivery(
     ax: Axes | None = None,
     now: datetime | None = None,
     idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1),
+    max_rows: int = 30,
 ) -> Axes:
     """Time since each subscription's last successful delivery, as horizontal bars coloured by :func:`health` status.
 
     ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs; ``now`` and
     ``idle_after`` as for :func:`health`. Never-delivered subscriptions get no bar and the word
-    "never". Returns the matplotlib ``Axes``.
+    "never". With more than ``max_rows`` subscriptions, the ``max_rows`` that most need a look are
+    shown (failing, never delivered, idle, inactive, then healthy; the longest since a delivery
+    first), in id order, and the title says so. Returns the matplotlib ``Axes``.
     """
     ax = _new_axes(ax)
     h = health(source, now=now, idle_after=idle_after)
@@ -839,6 +858,13 @@ def plot_since_last_delivery(
     if h.empty:
         ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
         return ax
+    if len(h) > max_rows:  # more bars would not be readable (nor quick to draw): the ones that need a look
+        worst = h.assign(
+            _rank=h["status"].map(_STATUS_RANK).fillna(len(_STATUS_RANK)),
+            _since=h["since_last_delivery"].fillna(pd.Timedelta.max),
+        ).sort_values(["_rank", "_since"], ascending=[True, False], kind="stable")
+        h = h.loc[sorted(worst.index[:max_rows])].reset_index(drop=True)
+        ax.set_title(f"Time since last successful delivery ({max_rows} of {len(worst)}: failing and oldest first)")
     seconds = h["since_last_delivery"].dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     finite = seconds[~np.isnan(seconds)]
     largest = float(finite.max()) if finite.size else 0.0

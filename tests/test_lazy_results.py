@@ -185,3 +185,35 @@ def test_health_from_runs_matches_a_long_history() -> None:
     row = health(snaps).iloc[0]
     assert row["status"] == "failing" and row["attempts_since_delivery"] == 50
     assert row["snapshots"] == 100 and row["new_attempts"] == 50
+
+
+def test_plots_of_many_subscriptions_stay_readable() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from linq_nb.frames import plot_attempts, plot_since_last_delivery
+
+    t0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    ok = t0 - timedelta(minutes=5)
+
+    def state(i: int, attempts: int, delivered: datetime | None) -> WebhookSubscription:
+        return WebhookSubscription.from_api({**good(i), "delivery_attempts": attempts,
+                                             "last_delivered_at": None if delivered is None else delivered.isoformat()})
+
+    # 40 subscriptions; 35 and 36 fail (attempts rise, no delivery), the rest delivered once
+    snaps = [(t0 + timedelta(seconds=k), [state(i, 1 + (k if i in (35, 36) else 0), ok) for i in range(1, 41)])
+             for k in range(3)]
+    try:
+        ax = plot_since_last_delivery(snaps)
+        assert len(ax.patches) == 30 and "30 of 40" in ax.get_title()
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert "#35  failing" in labels and "#36  failing" in labels
+        ax = plot_attempts(snaps)
+        assert len(ax.get_lines()) == 40
+        legend = ax.get_legend()
+        assert legend is None or all(not t.get_text().startswith("#") for t in legend.get_texts())
+        assert len(plot_since_last_delivery(snaps, max_rows=50).patches) == 40
+    finally:
+        plt.close("all")
