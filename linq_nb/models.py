@@ -228,5 +228,9 @@ class SubscriptionList(Sequence[WebhookSubscription]):
     def __repr__(self) -> str:
         return repr(list(self))
 
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython shows it exactly as the list it stands for."""
+        p.pretty(list(self))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (SubscriptionList, (list(self._records),))  # pickles as its records, without the error hook

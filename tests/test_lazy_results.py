@@ -56,6 +56,9 @@ def test_the_result_reads_as_the_list_of_subscriptions(client: Any) -> None:
     assert list(reversed(result)) == subs[::-1]
     assert result + [] == subs and [] + result == subs
     assert repr(result) == repr(subs)
+    from IPython.lib.pretty import pretty
+
+    assert pretty(result) == pretty(subs)  # a notebook cell shows the same text as for the list
     assert result[0] is result[0]  # built once, then kept
     with pytest.raises(IndexError):
         result[3]
