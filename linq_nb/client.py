@@ -32,6 +32,7 @@ nor pandas or ipywidgets.
 
 from __future__ import annotations
 
+import gc
 import html
 import json as jsonlib
 import logging
@@ -206,6 +207,28 @@ def _subscription_id(value: object) -> int:
         f"subscription id must be a positive integer, got {value!r}"[:200],
         hint="Use the id shown by list_subscriptions() (an integer such as 12).",
     )
+
+
+#: Bodies at least this large are parsed with the cyclic garbage collector paused (see _json_of).
+_LARGE_BODY: Final = 1 << 20
+
+
+def _json_of(response: requests.Response) -> Any:
+    """``response.json()``; for a large body with the garbage collector paused meanwhile.
+
+    Parsing a big list creates millions of dicts, lists and strings, and each batch of new
+    containers sets off a collection that walks them all again: a third of the time for
+    100,000 subscriptions. Parsed JSON has no reference cycles, so those walks find nothing; the
+    only cost of the pause is that other threads' cycles wait until the parse ends. A caller
+    who turned the collector off keeps it off.
+    """
+    if len(response.content) < _LARGE_BODY or not gc.isenabled():
+        return response.json()
+    gc.disable()
+    try:
+        return response.json()
+    finally:
+        gc.enable()
 
 
 def _validation_error(action: str, problems: list[str]) -> ValidationError:
@@ -447,7 +470,7 @@ class LinqClient:
         if not response.content.strip():
             return None
         try:
-            return response.json()
+            return _json_of(response)
         except ValueError:
             raise ServerError(
                 f"the server answered HTTP {response.status_code} but its body is not JSON",

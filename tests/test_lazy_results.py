@@ -138,6 +138,25 @@ def test_a_malformed_answer_is_a_server_error(odd_list_server: tuple[str, dict[s
             subscriptions_frame(result)
 
 
+def test_a_large_list_is_parsed_whole_and_leaves_the_collector_as_it_was(
+        odd_list_server: tuple[str, dict[str, Any]]) -> None:
+    import gc
+
+    url, state = odd_list_server
+    state["body"] = {"webhook_subscriptions": [good(i) for i in range(1, 6001)]}  # over 1 MB: parsed with gc paused
+    with LinqClient(token=SENTINEL_TOKEN, base_url=url, max_retries=0) as c:
+        assert gc.isenabled()
+        result = c.list_subscriptions()
+        assert gc.isenabled()
+        assert len(result) == 6000 and result[-1].id == 6000 and result[0] == WebhookSubscription.from_api(good(1))
+        gc.disable()
+        try:
+            assert len(c.list_subscriptions()) == 6000
+            assert not gc.isenabled()  # the caller's choice is kept
+        finally:
+            gc.enable()
+
+
 # --------------------------------------------------------------------------- Monitor memory
 
 
