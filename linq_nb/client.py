@@ -44,6 +44,7 @@ import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -534,7 +535,11 @@ class LinqClient:
         data = self.request("GET", API_PATH)
         items = data.get("webhook_subscriptions") if isinstance(data, dict) else None
         # A cheap look at every item now (a JSON object with an id); the rest is checked as it is read.
-        if not isinstance(items, list) or not all(type(item) is dict and "id" in item for item in items):
+        try:
+            shaped = isinstance(items, list) and all(map(dict.__contains__, items, repeat("id")))
+        except TypeError:  # an item that is not a JSON object
+            shaped = False
+        if not shaped or items is None:
             raise self._shape_error("GET", API_PATH, "webhook_subscriptions")
         return SubscriptionList(items, _ShapeError("GET", API_PATH, "subscription object"))
 
