@@ -768,12 +768,20 @@ def _new_axes(ax: Axes | None) -> Axes:
 _MAX_LEGEND = 10
 
 
+def plt_cycle() -> Any:
+    """matplotlib's colour cycle, as the lines of one Axes would take it."""
+    import matplotlib as mpl
+
+    return mpl.rcParams["axes.prop_cycle"]
+
+
 def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     """``delivery_attempts`` over time, one line per subscription, with a marker where a delivery succeeded.
 
     ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs. A marker
     sits on the snapshot in which ``last_delivered_at`` changed. A line rising with no markers is
-    a failing endpoint. The legend names the lines when there are at most ten. Returns the
+    a failing endpoint. Up to ten subscriptions get a ``Line2D`` each, named in the legend; more
+    are drawn as one ``LineCollection`` (quick to draw, no per-line legend). Returns the
     matplotlib ``Axes`` (a new figure unless ``ax`` is given).
     """
     import matplotlib.dates as mdates
@@ -792,6 +800,9 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     hit_y: list[float] = []
     hit_colours: list[Any] = []
     labelled = len(history) <= _MAX_LEGEND
+    segments: list[np.ndarray] = []
+    segment_colours: list[Any] = []
+    colours = [c["color"] for c in plt_cycle()]
     for sub_id in sorted(history):
         # A point where each unchanged run starts and ends: the same line as one point per snapshot.
         times: list[datetime] = []
@@ -808,16 +819,27 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
             if run.end != run.start:
                 times.append(run.end)
                 counts.append(run.sub.delivery_attempts)
-        x = np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[us]")
+        x = mdates.date2num(np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[us]"))
         y = np.array(counts, dtype=np.float64)
-        (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}" if labelled else "_nolegend_")
+        if labelled:
+            (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
+            colour = line.get_color()
+        else:  # many lines: drawn below as one collection
+            colour = colours[len(segments) % len(colours)]
+            segments.append(np.column_stack([x, y]))
+            segment_colours.append(colour)
         if hits:
             hit_x += list(x[hits])
             hit_y += list(y[hits])
-            hit_colours += [line.get_color()] * len(hits)
+            hit_colours += [colour] * len(hits)
+    if segments:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(segments, colors=segment_colours, linewidths=1.2))
+        ax.autoscale_view()
     if hit_x:  # one artist for every marker: quick to draw however many there are
         ax.scatter(
-            np.array(hit_x, dtype="datetime64[us]"),
+            hit_x,
             hit_y,
             s=60,
             marker="o",
@@ -829,6 +851,7 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
         )
     if not labelled:
         ax.set_title(f"Delivery attempts of {len(history)} subscriptions")
+    ax.xaxis_date()
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -842,7 +865,7 @@ def plot_since_last_delivery(
     ax: Axes | None = None,
     now: datetime | None = None,
     idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1),
-    max_rows: int = 30,
+    max_rows: int = 20,
 ) -> Axes:
     """Time since each subscription's last successful delivery, as horizontal bars coloured by :func:`health` status.
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from werkzeug.wrappers import Request, Response
@@ -54,7 +55,7 @@ def test_the_result_reads_as_the_list_of_subscriptions(client: Any) -> None:
     assert list(result) == subs and [s.id for s in result] == [s.id for s in subs]
     assert subs[2] in result and result.index(subs[1]) == 1 and result.count(subs[0]) == 1
     assert list(reversed(result)) == subs[::-1]
-    assert result + [] == subs and [] + result == subs
+    assert result + [] == subs and [] + result == subs  # noqa: RUF005 (the + operator is what is tested)
     assert repr(result) == repr(subs)
     from IPython.lib.pretty import pretty
 
@@ -225,17 +226,23 @@ def test_plots_of_many_subscriptions_stay_readable() -> None:
                                              "last_delivered_at": None if delivered is None else delivered.isoformat()})
 
     # 40 subscriptions; 35 and 36 fail (attempts rise, no delivery), the rest delivered once
-    snaps = [(t0 + timedelta(seconds=k), [state(i, 1 + (k if i in (35, 36) else 0), ok) for i in range(1, 41)])
+    snaps = [(t0 + timedelta(seconds=k),
+              [state(i, 1 + (k if i in (35, 36) else 0), ok + timedelta(seconds=k == 2 and i == 5))
+               for i in range(1, 41)])
              for k in range(3)]
     try:
         ax = plot_since_last_delivery(snaps)
-        assert len(ax.patches) == 30 and "30 of 40" in ax.get_title()
+        assert len(ax.patches) == 20 and "20 of 40" in ax.get_title()
         labels = [t.get_text() for t in ax.get_yticklabels()]
         assert "#35  failing" in labels and "#36  failing" in labels
         ax = plot_attempts(snaps)
-        assert len(ax.get_lines()) == 40
+        lines = ax.collections[0]  # one collection for 40 lines
+        assert len(lines.get_segments()) == 40 and ax.get_lines() == []
+        markers = ax.collections[1]  # one collection for every delivery marker
+        assert np.asarray(markers.get_offsets()).shape[0] == 1  # subscription 5's delivery in the last snapshot
         legend = ax.get_legend()
         assert legend is None or all(not t.get_text().startswith("#") for t in legend.get_texts())
+        ax.figure.canvas.draw()
         assert len(plot_since_last_delivery(snaps, max_rows=50).patches) == 40
     finally:
         plt.close("all")
