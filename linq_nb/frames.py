@@ -796,8 +796,8 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     if latest is None:
         ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
         return ax
-    hit_x: list[Any] = []
-    hit_y: list[float] = []
+    hit_x: list[np.ndarray] = []
+    hit_y: list[np.ndarray] = []
     hit_colours: list[Any] = []
     labelled = len(history) <= _MAX_LEGEND
     segments: list[np.ndarray] = []
@@ -829,8 +829,8 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
             segments.append(np.column_stack([x, y]))
             segment_colours.append(colour)
         if hits:
-            hit_x += list(x[hits])
-            hit_y += list(y[hits])
+            hit_x.append(x[hits])
+            hit_y.append(y[hits])
             hit_colours += [colour] * len(hits)
     if segments:
         from matplotlib.collections import LineCollection
@@ -839,8 +839,8 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
         ax.autoscale_view()
     if hit_x:  # one artist for every marker: quick to draw however many there are
         ax.scatter(
-            hit_x,
-            hit_y,
+            np.concatenate(hit_x),
+            np.concatenate(hit_y),
             s=60,
             marker="o",
             facecolors="none",
@@ -898,12 +898,16 @@ def plot_since_last_delivery(
     values = np.nan_to_num(seconds / size, nan=0.0)
     labels = [f"#{i}  {s}" for i, s in zip(h["id"], h["status"], strict=True)]
     colours = [_STATUS_COLOURS.get(str(s), "#95a5a6") for s in h["status"]]
+    from matplotlib.patches import Rectangle
+
     positions = np.arange(len(h))
-    ax.barh(positions, values, color=colours)
+    for pos, value, colour in zip(positions, values, colours, strict=True):
+        # What barh draws, without its per-bar limit updates (most of its time): the limits are set once below.
+        ax.add_artist(Rectangle((0.0, pos - 0.4), float(value), 0.8, facecolor=colour, edgecolor="none"))
     ax.set_yticks(positions, labels)
-    ax.invert_yaxis()
+    ax.set_ylim(len(h) - 0.5, -0.5)  # the first row on top
+    ax.set_xlim(0.0, (float(values.max()) or 1.0) * 1.15)  # room for the value labels at the bars' ends
     ax.set_xlabel(f"{unit} since last delivery")
-    ax.margins(x=0.15)  # room for the value labels at the bars' ends
     for pos, sec, value in zip(positions, seconds, values, strict=True):
         if np.isnan(sec):
             ax.text(0.0, float(pos), " never", va="center", ha="left", fontsize="small")
