@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_BASE_URL": "client",
     # models and catalogue
     "WebhookSubscription": "models",
+    "SubscriptionList": "models",
     "EVENTS": "events",
     "EVENT_TYPES": "events",
     # errors
@@ -102,7 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         snapshots_frame,
         subscriptions_frame,
     )
-    from .models import WebhookSubscription
+    from .models import SubscriptionList, WebhookSubscription
     from .receiver import Receiver
     from .sandbox import Sandbox
     from .support import SupportDesk
