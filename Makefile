@@ -9,7 +9,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 PYTEST_ARGS ?=
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,11 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
+# Mutation testing of the modules that decide, with the score per module and every surviving mutant.
+# `make mutate MODULES="signing client"` runs only those (see mutation/mutate.py).
+MODULES ?=
+mutate: $(VENV)/.installed-test
+	nice -n 10 $(BIN)/python mutation/mutate.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants

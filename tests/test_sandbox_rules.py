@@ -1,0 +1,112 @@
+"""Sandbox delivery and isolation rules that mutation testing (``make mutate``) found unpinned.
+
+All over real HTTP: the sandbox's API on a free port, delivering to a real receiver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from linq_nb.receiver import Receiver
+from linq_nb.sandbox import Sandbox
+from linq_nb.sandbox.store import Store
+from tests.conftest import RECEIVER_SECRET, SENTINEL_TOKEN
+
+PATH = "/api/partner/v2/webhook_subscriptions"
+OTHER_TOKEN = "tok_other_partner"
+
+
+def subscribe(sandbox: Sandbox, url: str, events: list[str], *, token: str = SENTINEL_TOKEN,
+              secret: str | None = RECEIVER_SECRET) -> dict:
+    body: dict = {"webhook_url": url, "version": 2, "events": events}
+    if secret is not None:
+        body["secret"] = secret
+    resp = requests.post(sandbox.url + PATH, json={"webhook_subscription": body},
+                         headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["webhook_subscription"]
+
+
+def attempts_of(sandbox: Sandbox, sub_id: int) -> list[tuple[int, int | None, bool]]:
+    return [(d["attempt"], d["status_code"], d["ok"]) for d in sandbox.deliveries() if d["subscription_id"] == sub_id]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 599])
+def test_a_receivers_5xx_is_retried_including_a_plain_500(sandbox: Sandbox, receiver: Receiver, status: int) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=status)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert attempts_of(sandbox, sub["id"]) == [(1, status, False), (2, 200, True)]
+    assert len(receiver.events) == 1
+
+
+@pytest.mark.parametrize("status", [300, 399, 400, 404, 499])
+def test_a_receivers_3xx_or_4xx_other_than_429_is_final(sandbox: Sandbox, receiver: Receiver, status: int) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=status)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert attempts_of(sandbox, sub["id"]) == [(1, status, False)]
+    (state,) = sandbox.subscriptions()
+    assert state["delivery_attempts"] == 1 and state["last_delivered_at"] is None
+
+
+def test_deleting_a_subscription_removes_its_queued_retry_at_once(receiver: Receiver, tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.sqlite"
+    with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[3600], state=state) as sb:
+        sub = subscribe(sb, receiver.url, ["message.sent"])
+        receiver.fail_next(1, status=503)
+        sb.emit("message.sent")
+        assert receiver.wait_for_requests(1, timeout=10)
+        assert not sb.wait_for_deliveries(timeout=0.2)  # the retry waits its hour in the queue
+        resp = requests.delete(f"{sb.url}{PATH}/{sub['id']}", headers={"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN},
+                               timeout=10)
+        assert resp.status_code == 204
+        assert sb.wait_for_deliveries(timeout=5)  # nothing left to wait for, though the retry was an hour away
+    store = Store(state)  # and nothing is left in the record that a restart would pick up
+    try:
+        assert store.pending_count() == 0
+    finally:
+        store.close()
+
+
+def test_a_deactivated_subscriptions_pending_retry_is_dropped_not_sent(sandbox: Sandbox, receiver: Receiver) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=503)
+    sandbox.emit("message.sent")
+    assert receiver.wait_for_requests(1, timeout=10)
+    body = {"webhook_url": receiver.url, "version": 2, "events": ["message.sent"], "active": False}
+    resp = requests.put(f"{sandbox.url}{PATH}/{sub['id']}", json={"webhook_subscription": body},
+                        headers={"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}, timeout=10)
+    assert resp.status_code == 200
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert len(receiver.requests) == 1 and attempts_of(sandbox, sub["id"]) == [(1, 503, False)]
+
+
+def test_one_partner_never_sees_reaches_or_changes_anothers_subscriptions(receiver: Receiver) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05]) as sb:
+        mine = subscribe(sb, receiver.url, ["message.sent"])
+        theirs = subscribe(sb, receiver.url, ["message.sent"], token=OTHER_TOKEN)
+        as_me = {"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}
+        listed = requests.get(sb.url + PATH, headers=as_me, timeout=10).json()["webhook_subscriptions"]
+        assert [s["id"] for s in listed] == [mine["id"]]
+        other_url = f"{sb.url}{PATH}/{theirs['id']}"
+        assert requests.get(other_url, headers=as_me, timeout=10).status_code == 404
+        body = {"webhook_url": receiver.url, "version": 2, "events": ["message.read"]}
+        assert requests.put(other_url, json={"webhook_subscription": body}, headers=as_me,
+                            timeout=10).status_code == 404
+        assert requests.delete(other_url, headers=as_me, timeout=10).status_code == 404
+        assert [s["events"] for s in sb.subscriptions(OTHER_TOKEN)] == [["message.sent"]]  # unchanged
+
+        sb.emit("message.sent", token=SENTINEL_TOKEN)  # my event goes to my subscription only
+        assert sb.wait_for_deliveries(timeout=10)
+        assert {r["subscription_id"] for r in receiver.requests} == {mine["id"]}
+        assert [d["subscription_id"] for d in sb.deliveries(SENTINEL_TOKEN)] == [mine["id"]]
+        assert sb.deliveries(OTHER_TOKEN) == []
+        mine_now = sb.subscriptions(SENTINEL_TOKEN)[0]
+        theirs_now = sb.subscriptions(OTHER_TOKEN)[0]
+        assert (mine_now["delivery_attempts"], theirs_now["delivery_attempts"]) == (1, 0)
