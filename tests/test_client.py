@@ -262,9 +262,9 @@ def test_duplicate_guard_allows_other_urls_and_explicit_duplicates(client: LinqC
 
 
 def test_duplicate_guard_ignores_case_of_scheme_and_host_and_counts_inactive(client: LinqClient) -> None:
-    old = client.create_subscription(HOOK, ["message.sent"], active=False)
+    old = client.create_subscription("https://hooks.example.com/hook", ["message.sent"], active=False)
     with pytest.raises(DuplicateSubscriptionError, match="inactive") as info:
-        client.create_subscription("HTTP://127.0.0.1:9/hook", ["message.sent"])
+        client.create_subscription("HTTPS://HOOKS.Example.COM/hook", ["message.sent"])  # urlsplit lowers only scheme
     assert info.value.existing_ids == [old.id]
 
 

@@ -110,3 +110,54 @@ def test_one_partner_never_sees_reaches_or_changes_anothers_subscriptions(receiv
         mine_now = sb.subscriptions(SENTINEL_TOKEN)[0]
         theirs_now = sb.subscriptions(OTHER_TOKEN)[0]
         assert (mine_now["delivery_attempts"], theirs_now["delivery_attempts"]) == (1, 0)
+
+
+def api(sb: Sandbox, method: str, path: str = "", token: str = SENTINEL_TOKEN, **kwargs: object) -> requests.Response:
+    return requests.request(method, sb.url + path, headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10,
+                            **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_fault_set_by_one_partner_fails_only_that_partners_next_requests() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 2, "status": 503}).status_code == 200
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 200  # the other partner: untouched
+        assert [api(sb, "GET", PATH).status_code for _ in range(3)] == [503, 503, 200]  # exactly two, then over
+        sb.fail_next(1, status=502, token=OTHER_TOKEN)
+        assert api(sb, "GET", PATH).status_code == 200
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 502
+        sb.fail_next(1, status=500)  # no token: anyone's next request
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 500
+        assert api(sb, "GET", PATH).status_code == 200
+
+
+def test_a_rate_limit_set_by_one_partner_limits_only_that_partner() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        body = {"rate_limit": {"limit": 2, "per_seconds": 60}}
+        assert api(sb, "POST", "/_sandbox/faults", json=body).status_code == 200
+        assert [api(sb, "GET", PATH).status_code for _ in range(3)] == [200, 200, 429]
+        assert [api(sb, "GET", PATH, token=OTHER_TOKEN).status_code for _ in range(3)] == [200, 200, 200]
+        assert api(sb, "POST", "/_sandbox/faults", json={"rate_limit": None}).status_code == 200  # lifted
+        assert api(sb, "GET", PATH).status_code == 200
+        sb.set_rate_limit(1, 60)  # every partner, each on its own count
+        assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [200, 429]
+        assert [api(sb, "GET", PATH, token=OTHER_TOKEN).status_code for _ in range(2)] == [200, 429]
+
+
+def test_faults_and_limits_apply_to_the_subscription_api_only() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        sb.fail_next(1, status=503)
+        sb.set_rate_limit(1, 60)
+        assert api(sb, "GET", "/_sandbox/deliveries").status_code == 200
+        assert api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code == 202
+        assert api(sb, "GET", PATH).status_code == 503  # the fault was still waiting for an API request
+        assert api(sb, "GET", PATH).status_code == 200
+        assert api(sb, "GET", PATH).status_code == 429
+
+
+def test_every_token_given_is_a_partner_and_repeats_are_one() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN, SENTINEL_TOKEN]) as sb:
+        assert sb.tokens == [SENTINEL_TOKEN, OTHER_TOKEN]
+        for token in (SENTINEL_TOKEN, OTHER_TOKEN):
+            assert api(sb, "GET", PATH, token=token).status_code == 200
+        assert api(sb, "GET", PATH, token="tok_unknown").status_code == 401
+        assert api(sb, "GET", PATH, token="").status_code == 401
