@@ -6,14 +6,23 @@ Over real HTTP, against the sandbox or a small misbehaving server on a free port
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from werkzeug.wrappers import Request, Response
 
 from linq_nb._server import ServerThread
 from linq_nb.client import API_PATH, LinqClient
-from linq_nb.errors import DuplicateSubscriptionError, ValidationError
+from linq_nb.errors import (
+    ConfigurationError,
+    DuplicateSubscriptionError,
+    LinqConnectionError,
+    NotFoundError,
+    ServerError,
+    ValidationError,
+)
 from tests.conftest import SENTINEL_SECRET, SENTINEL_TOKEN
 
 HOOK = "https://example.com/hook"
@@ -74,3 +83,127 @@ def test_an_error_that_repeats_the_token_of_a_get_shows_the_placeholder(echo_url
         c.list_subscriptions()
     text = " ".join([info.value.message, *info.value.errors])
     assert "token <X-LINQ-INTEGRATION-TOKEN> is not allowed" in text and SENTINEL_TOKEN not in text
+
+
+# --------------------------------------------------------------------------- lost creates (a scripted API)
+
+
+class ScriptedApi:
+    """A real HTTP server speaking the v2 subscription API, whose answer to a create is scripted.
+
+    ``on_create(body)`` returns ``(status, answer, stored)``: what the POST is answered, and the
+    subscription objects it stores (shown by later lists, in the order ``listing`` gives).
+    """
+
+    def __init__(self) -> None:
+        self.subs: list[dict] = []
+        self.calls: list[str] = []
+        self.on_create = lambda body: (201, {"webhook_subscription": self.store(body)}, [])
+        self.listing = lambda subs: subs
+        self.lists_fail = False
+        self.server = ServerThread(self.app)
+
+    def store(self, body: dict, **changes: object) -> dict:
+        sub = {"id": len(self.subs) + 1, "version": 2, "active": True, "secret_configured": False,
+               "delivery_attempts": 0, "last_delivered_at": None,
+               "created_at": datetime.now(timezone.utc).isoformat(), "updated_at": None,
+               **body["webhook_subscription"], **changes}
+        self.subs.append(sub)
+        return sub
+
+    @Request.application
+    def app(self, request: Request) -> Response:
+        self.calls.append(request.method)
+        if request.method == "GET" and self.lists_fail:
+            return Response(json.dumps({"errors": [{"status": 503, "detail": "down"}]}), 503,
+                            mimetype="application/json")
+        if request.method == "GET":
+            return Response(json.dumps({"webhook_subscriptions": self.listing(list(self.subs))}), 200,
+                            mimetype="application/json")
+        status, answer, _ = self.on_create(request.get_json())
+        return Response(json.dumps(answer), status, mimetype="application/json")
+
+
+@pytest.fixture
+def api() -> Iterator[ScriptedApi]:
+    scripted = ScriptedApi()
+    scripted.server.start()
+    yield scripted
+    scripted.server.stop()
+
+
+def scripted_client(api: ScriptedApi) -> LinqClient:
+    c = LinqClient(token=SENTINEL_TOKEN, base_url=api.server.url, max_retries=0)
+    c.recovery_delays = (0.0, 0.0)
+    return c
+
+
+def test_a_create_answered_2xx_without_a_subscription_is_looked_for_and_found(api: ScriptedApi) -> None:
+    api.on_create = lambda body: (201, {"oops": "not the documented shape"}, [api.store(body)])
+    with scripted_client(api) as c:
+        found = c.create_subscription(HOOK, ["message.sent"])
+    assert found.id == 1 and found.webhook_url == HOOK
+    assert api.calls == ["GET", "POST", "GET"]  # never resent
+
+
+@pytest.mark.parametrize("status", [300, 399])
+def test_a_create_answered_3xx_is_not_looked_for(api: ScriptedApi, status: int) -> None:
+    api.on_create = lambda body: (status, {"moved": True}, [api.store(body)])
+    with scripted_client(api) as c, pytest.raises(ServerError) as info:
+        c.create_subscription(HOOK, ["message.sent"])
+    assert info.value.status == status and api.calls == ["GET", "POST"]
+
+
+def test_a_lost_create_takes_a_match_without_created_at_but_never_an_older_one(api: ScriptedApi) -> None:
+    api.on_create = lambda body: (500, {}, [api.store(body, created_at=None)])
+    with scripted_client(api) as c:
+        assert c.create_subscription(HOOK, ["message.sent"]).id == 1
+    long_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    api.on_create = lambda body: (500, {}, [api.store(body, created_at=long_ago)])
+    with scripted_client(api) as c, pytest.raises(ServerError):
+        c.create_subscription(HOOK + "/2", ["message.sent"])  # matches in all but its age: someone else's
+
+
+def test_a_lost_create_with_two_matches_returns_the_lowest_id_and_says_so(api: ScriptedApi,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    api.on_create = lambda body: (503, {}, [api.store(body), api.store(body)])
+    api.listing = lambda subs: sorted(subs, key=lambda s: -s["id"])  # newest first
+    caplog.set_level(logging.INFO, logger="linq_nb.client")
+    with scripted_client(api) as c:
+        assert c.create_subscription(HOOK, ["message.sent"]).id == 1
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert messages == ["create_subscription: 2 new subscriptions match the lost request (2, 1); returning the first"]
+
+
+def test_a_lost_create_with_one_match_warns_of_nothing(api: ScriptedApi, caplog: pytest.LogCaptureFixture) -> None:
+    api.on_create = lambda body: (503, {}, [api.store(body)])
+    caplog.set_level(logging.INFO, logger="linq_nb.client")
+    with scripted_client(api) as c:
+        assert c.create_subscription(HOOK, ["message.sent"]).id == 1
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_lost_create_whose_look_up_fails_says_why_and_raises_the_first_error(
+        api: ScriptedApi, caplog: pytest.LogCaptureFixture) -> None:
+    def create_then_vanish(body: dict) -> tuple[int, dict, list]:
+        api.lists_fail = True
+        return 502, {}, []
+
+    api.on_create = create_then_vanish
+    caplog.set_level(logging.INFO, logger="linq_nb.client")
+    with scripted_client(api) as c, pytest.raises(ServerError) as info:
+        c.create_subscription(HOOK, ["message.sent"])
+    assert info.value.status == 502
+    assert "create_subscription: could not list subscriptions to recover (ServerError)" in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_only_a_server_error_can_mean_the_create_may_have_gone_through() -> None:
+    # Which failures the lost-create look-up runs for (the table behind create_subscription's recovery).
+    for exc, ambiguous in [
+        (LinqConnectionError("dropped"), True), (ServerError("no status"), True),
+        (ServerError("5xx", status=500), True), (ServerError("2xx, bad body", status=201), True),
+        (ServerError("3xx", status=300), False), (ConfigurationError("closed"), False),
+        (ValidationError("422", status=422), False), (NotFoundError("404", status=404), False),
+    ]:
+        assert LinqClient._ambiguous(exc) is ambiguous, exc
