@@ -79,3 +79,10 @@ def test_the_time_since_the_last_delivery_reads_in_its_largest_whole_unit(second
                                                           [sub(attempts=2, delivered=at(0))])]
     assert verdict(snaps)[1] == f"1 attempt(s) since the last successful delivery ({shown} before now) and none " \
                                 "succeeded"
+
+
+def test_failing_right_at_the_last_delivery_reads_zero_seconds_even_with_clock_skew() -> None:
+    snaps = [(at(0), [sub(attempts=1, delivered=at(1))]), (at(1), [sub(attempts=3, delivered=at(1))])]
+    for now in (at(1), at(0.5)):  # exactly at it, and before it (the server's clock runs ahead)
+        assert verdict(snaps, now=now) == (
+            "failing", "2 attempt(s) since the last successful delivery (0 s before now) and none succeeded")

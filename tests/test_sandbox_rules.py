@@ -161,3 +161,20 @@ def test_every_token_given_is_a_partner_and_repeats_are_one() -> None:
             assert api(sb, "GET", PATH, token=token).status_code == 200
         assert api(sb, "GET", PATH, token="tok_unknown").status_code == 401
         assert api(sb, "GET", PATH, token="").status_code == 401
+
+
+def test_the_routes_act_for_the_callers_partner_and_name_the_missing_id() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[]) as sb, Receiver() as receiver:
+        mine = subscribe(sb, receiver.url, ["message.sent"], secret=None)
+        sb.emit("message.sent", token=SENTINEL_TOKEN)
+        assert sb.wait_for_deliveries(timeout=10)
+        got = api(sb, "GET", f"{PATH}/{mine['id']}")
+        assert (got.status_code, got.json()["webhook_subscription"]["id"]) == (200, mine["id"])
+        mine_log = api(sb, "GET", "/_sandbox/deliveries")
+        assert mine_log.status_code == 200 and len(mine_log.json()["deliveries"]) == 1
+        assert api(sb, "GET", "/_sandbox/deliveries", token=OTHER_TOKEN).json() == {"deliveries": []}
+        body = {"webhook_subscription": {"webhook_url": receiver.url, "version": 2, "events": ["message.sent"]}}
+        for method, kwargs in (("GET", {}), ("PUT", {"json": body}), ("DELETE", {})):
+            resp = api(sb, method, f"{PATH}/{mine['id']}", token=OTHER_TOKEN, **kwargs)
+            assert resp.status_code == 404, method
+            assert resp.json()["message"] == f"webhook subscription {mine['id']} not found", method
