@@ -5,10 +5,17 @@ All over real HTTP: the sandbox's API on a free port, delivering to a real recei
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from werkzeug.wrappers import Request, Response
+
+from linq_nb._server import ServerThread
 
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
@@ -41,6 +48,7 @@ def test_a_receivers_5xx_is_retried_including_a_plain_500(sandbox: Sandbox, rece
     sandbox.emit("message.sent")
     assert sandbox.wait_for_deliveries(timeout=10)
     assert attempts_of(sandbox, sub["id"]) == [(1, status, False), (2, 200, True)]
+    assert [d["error"] for d in sandbox.deliveries()] == [None, None]  # an answer is not an error
     assert len(receiver.events) == 1
 
 
@@ -178,3 +186,63 @@ def test_the_routes_act_for_the_callers_partner_and_name_the_missing_id() -> Non
             resp = api(sb, method, f"{PATH}/{mine['id']}", token=OTHER_TOKEN, **kwargs)
             assert resp.status_code == 404, method
             assert resp.json()["message"] == f"webhook subscription {mine['id']} not found", method
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A receiver that records each request as it came over the wire, and answers 307 to another place."""
+    seen: list[dict[str, Any]] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        seen.append({"method": request.environ["REQUEST_METHOD"], "path": request.path})
+        if request.path == "/moved":
+            return Response("", 307, headers={"Location": "/elsewhere"})
+        return Response("{}", 200, mimetype="application/json")
+
+    server = ServerThread(app).start()
+    yield server.url, seen
+    server.stop()
+
+
+def test_a_delivery_is_sent_as_post_in_capitals_and_a_redirect_is_final(
+        sandbox: Sandbox, wire: tuple[str, list[dict[str, Any]]]) -> None:
+    url, seen = wire
+    subscribe(sandbox, url + "/hook", ["message.sent"], secret=None)
+    moved = subscribe(sandbox, url + "/moved", ["message.read"], secret=None)
+    sandbox.emit("message.sent")
+    sandbox.emit("message.read")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    # HTTP methods are case-sensitive; a redirect is an answer, neither followed nor retried
+    assert sorted((r["method"], r["path"]) for r in seen) == [("POST", "/hook"), ("POST", "/moved")]
+    assert attempts_of(sandbox, moved["id"]) == [(1, 307, False)]
+
+
+def test_a_receiver_that_hangs_up_without_answering_is_a_retried_connection_error(sandbox: Sandbox) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+
+    def hang_up(times: int) -> None:
+        for _ in range(times):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()  # read the request, answer nothing
+
+    t = threading.Thread(target=hang_up, args=(4,), daemon=True)
+    t.start()
+    try:
+        sub = subscribe(sandbox, f"http://127.0.0.1:{listener.getsockname()[1]}/hook", ["message.sent"],
+                        secret=None)
+        sandbox.emit("message.sent")
+        assert sandbox.wait_for_deliveries(timeout=10)
+    finally:
+        listener.close()
+        t.join(timeout=10)
+    log = [d for d in sandbox.deliveries() if d["subscription_id"] == sub["id"]]
+    assert len(log) == 4  # the first try and the fixture's three retries
+    assert {(d["status_code"], d["error"]) for d in log} == {(None, "connection error: ProtocolError")}
