@@ -151,11 +151,11 @@ def changed_modules() -> list[str]:
     return [m for m in MODULES if recorded.get(m, {}).get("sha256") != file_hash(m)]
 
 
-def save_baseline(rows: list[Row], seconds: float) -> None:
+def save_baseline(rows: list[Row], seconds: float, kind: str) -> None:
     record = {row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
                            "equivalent": row.equivalent, "survived": len(row.survivors),
                            "score": round(row.score, 1)} for row in rows}
-    record["_full_run_seconds"] = round(seconds)  # type: ignore[assignment]
+    record["_last_run"] = {"kind": kind, "seconds": round(seconds)}  # type: ignore[assignment]
     BASELINE.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -293,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = report(modules)
     if not finished:
         print("\nthe run was cut short: the mutants marked 'not run' were not tested (the full report: make mutate)")
-    full = not (args.report or args.changed or args.modules or args.keep or args.survivors)
-    if full and finished:
-        save_baseline(rows, elapsed)
+    # Every module measured in full (by this run, or a full one and then --survivors): record it for --changed.
+    if not (args.report or args.changed or args.modules) and finished and not any(r.not_run for r in rows):
+        save_baseline(rows, elapsed, "survivors re-tested" if args.survivors else "full run")
         print(f"recorded in {BASELINE.relative_to(ROOT)}")
     low = [r.module for r in rows if r.score < TARGET or r.not_run]
     if low:

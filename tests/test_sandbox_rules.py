@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,29 @@ def test_a_receiver_that_hangs_up_without_answering_is_a_retried_connection_erro
     log = [d for d in sandbox.deliveries() if d["subscription_id"] == sub["id"]]
     assert len(log) == 4  # the first try and the fixture's three retries
     assert {(d["status_code"], d["error"]) for d in log} == {(None, "connection error: ProtocolError")}
+
+
+def test_nothing_listening_is_a_connection_error_named_for_its_cause(sandbox: Sandbox) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    subscribe(sandbox, f"http://127.0.0.1:{port}/hook", ["message.sent"], secret=None)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert {(d["status_code"], d["error"]) for d in sandbox.deliveries()} == {
+        (None, "connection error: NewConnectionError")}
+
+
+def test_each_attempt_records_how_long_it_took_in_milliseconds_to_the_microsecond(
+        sandbox: Sandbox, receiver: Receiver) -> None:
+    subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(3, status=503)
+    started = time.perf_counter()
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    waited_ms = (time.perf_counter() - started) * 1000
+    durations = [d["duration_ms"] for d in sandbox.deliveries()]
+    assert len(durations) == 4
+    assert all(0 < ms <= waited_ms for ms in durations)  # each within the time this test waited for all four
+    assert all(round(ms, 3) == ms for ms in durations)  # rounded to the microsecond ...
+    assert any(ms != int(ms) for ms in durations)  # ... not to the millisecond
