@@ -222,7 +222,8 @@ def test_the_servers_own_validation_errors_come_back_with_its_messages(client: L
 def test_plain_http_or_localhost_to_the_live_api_is_a_warning_not_an_error() -> None:
     live = LinqClient(token=SENTINEL_TOKEN)
     assert live.mode == "live"
-    # Warnings turned into errors stop the call right at the warning, before any request to the live API.
+    # Warnings turned into errors stop the call right at the warning, before any request to the live API;
+    # if the warning ever broke, conftest's network guard refuses the request (and fails this test).
     for url, match in (("http://example.com/hook", "plain http"), ("https://localhost/hook", "this machine")):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
