@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,6 +23,7 @@ from linq_nb.errors import (
     ServerError,
     ValidationError,
 )
+from linq_nb.sandbox import Sandbox
 from tests.conftest import SENTINEL_SECRET, SENTINEL_TOKEN
 
 HOOK = "https://example.com/hook"
@@ -46,6 +47,27 @@ def test_the_duplicate_guard_keeps_the_case_of_the_path_and_the_query(client: Li
     assert client.find_duplicates("https://example.com/hook?team=A", ["message.sent"]) == []
     assert client.find_duplicates("https://example.com/hook?team=b", ["message.sent"]) == []
     assert len(client.find_duplicates("https://example.com/hook?team=a#frag", ["message.sent"])) == 1
+
+
+def test_the_duplicate_guard_takes_an_empty_path_for_slash(client: LinqClient) -> None:
+    first = client.create_subscription("https://example.com", ["message.sent"])
+    assert client.find_duplicates("https://example.com/", ["message.sent"]) == [(first, ("message.sent",))]
+
+
+def test_the_duplicate_guard_looks_past_subscriptions_to_other_urls(client: LinqClient) -> None:
+    client.create_subscription("https://example.com/other", ["message.sent"])
+    same = client.create_subscription(HOOK, ["message.sent"])
+    client.create_subscription("https://example.com/third", ["message.sent"])
+    assert client.find_duplicates(HOOK, ["message.sent"]) == [(same, ("message.sent",))]
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_every_retry_keeps_the_cap_on_retry_after(make_client: Callable[..., LinqClient], sandbox: Sandbox) -> None:
+    c = make_client(max_retry_after=5)
+    sandbox.fail_next(2, 429)  # each answered with Retry-After: 1, under the cap: waited for, twice
+    assert c.list_subscriptions() == []
 
 
 # --------------------------------------------------------------------------- redaction

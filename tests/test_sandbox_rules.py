@@ -273,3 +273,11 @@ def test_each_attempt_records_how_long_it_took_in_milliseconds_to_the_microsecon
     assert all(0 < ms <= waited_ms for ms in durations)  # each within the time this test waited for all four
     assert all(round(ms, 3) == ms for ms in durations)  # rounded to the microsecond ...
     assert any(ms != int(ms) for ms in durations)  # ... not to the millisecond
+
+
+def test_an_event_reaches_every_subscription_listing_it_among_others(sandbox: Sandbox, receiver: Receiver) -> None:
+    both = subscribe(sandbox, receiver.url, ["message.sent", "message.read", "reaction.received"], secret=None)
+    subscribe(sandbox, receiver.url, ["message.sent"], secret=None)
+    sandbox.emit("message.read")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert [r["subscription_id"] for r in receiver.requests] == [both["id"]]
