@@ -70,6 +70,28 @@ def test_every_retry_keeps_the_cap_on_retry_after(make_client: Callable[..., Lin
     assert c.list_subscriptions() == []
 
 
+def test_a_retry_after_equal_to_the_cap_is_waited_for(make_client: Callable[..., LinqClient],
+                                                     sandbox: Sandbox) -> None:
+    c = make_client(max_retry_after=1)
+    sandbox.fail_next(1, 429)  # Retry-After: 1, exactly the cap
+    assert c.list_subscriptions() == []
+
+
+@pytest.mark.parametrize("cap", [0.5, 30.0])
+def test_a_garbled_retry_after_is_ignored_and_the_request_retried(cap: float) -> None:
+    answers = iter([
+        Response(json.dumps({"errors": [{"status": 503, "detail": "busy"}]}), 503, headers={"Retry-After": "soon"},
+                 mimetype="application/json"),
+        Response(json.dumps({"webhook_subscriptions": []}), 200, mimetype="application/json"),
+    ])
+    server = ServerThread(Request.application(lambda request: next(answers))).start()
+    try:
+        with LinqClient(token=SENTINEL_TOKEN, base_url=server.url, max_retry_after=cap, backoff_factor=0.01) as c:
+            assert c.list_subscriptions() == []  # was: ConfigurationError "the request could not be built"
+    finally:
+        server.stop()
+
+
 # --------------------------------------------------------------------------- redaction
 
 
