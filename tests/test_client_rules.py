@@ -251,3 +251,12 @@ def test_only_a_server_error_can_mean_the_create_may_have_gone_through() -> None
         (ValidationError("422", status=422), False), (NotFoundError("404", status=404), False),
     ]:
         assert LinqClient._ambiguous(exc) is ambiguous, exc
+
+
+def test_an_empty_or_non_text_secret_in_a_raw_request_masks_nothing(echo_url: str) -> None:
+    with LinqClient(token=SENTINEL_TOKEN, base_url=echo_url, max_retries=0) as c:
+        for secret in ("", 12345):
+            with pytest.raises(ValidationError) as info:
+                c.request("POST", API_PATH, json={"webhook_subscription": {"secret": secret}})
+            assert "<webhook-secret>" not in info.value.message
+            assert f'"secret": {json.dumps(secret)}' in " ".join(info.value.errors + [info.value.message])
