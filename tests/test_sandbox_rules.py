@@ -281,3 +281,12 @@ def test_an_event_reaches_every_subscription_listing_it_among_others(sandbox: Sa
     sandbox.emit("message.read")
     assert sandbox.wait_for_deliveries(timeout=10)
     assert [r["subscription_id"] for r in receiver.requests] == [both["id"]]
+
+
+def test_a_partner_is_kept_under_the_first_24_hex_digits_of_its_tokens_sha256(tmp_path: Path) -> None:
+    # The key is what a state file records for each partner (never the token), so it must stay the same
+    # across versions for an old state file to be read back. Computed outside linq_nb.
+    from linq_nb.sandbox.store import partner_key
+
+    assert partner_key("tok_partner_a") == "0df3574f03fb05cc46729f2a"
+    assert partner_key("tök") != partner_key("tok")
