@@ -128,13 +128,24 @@ def run(modules: list[str], max_children: int, budget: float | None = None,
 
 
 def survivors(modules: list[str]) -> list[str]:
-    """The mutants of these modules that no test killed last time (only they can change by adding tests)."""
+    """The mutants of these modules that no test killed last time (only they can change by adding tests),
+    less those listed as equivalent."""
+    os.chdir(ROOT)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    equivalent = {(e.function, e.change) for e in load_equivalents()}
     out = []
     for module in modules:
-        meta = ROOT / "mutants" / (MODULES[module][0] + ".meta")
+        path = MODULES[module][0]
+        meta = ROOT / "mutants" / (path + ".meta")
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
-        out += [n for n, c in codes.items()
-                if c not in KILLED and any(fnmatch.fnmatchcase(n, g) for g in globs(module))]
+        for name, code in codes.items():
+            if code in KILLED or not any(fnmatch.fnmatchcase(name, g) for g in globs(module)):
+                continue
+            if code is not None and (function_key(name), mutated_lines(get_diff_for_mutant(name, path=path))) \
+                    in equivalent:
+                continue
+            out.append(name)
     return out
 
 
