@@ -56,6 +56,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    InvalidHeader,
     MaxRetryError,
     NewConnectionError,
     ReadTimeoutError,
@@ -195,6 +196,14 @@ class _Retry(Retry):
                 if wait > self.max_retry_after:
                     raise MaxRetryError(_pool, url or "", None)
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        # A garbled Retry-After is the server's slip: back off as if it had sent none. (urllib3 raises
+        # InvalidHeader here, which reached the caller as "the request could not be built".)
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None
 
 
 # --------------------------------------------------------------------------- small helpers
