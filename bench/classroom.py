@@ -122,7 +122,7 @@ class SandboxProcess:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "linq_nb", "sandbox", "--host", "127.0.0.1", "--port", str(self.port),
-               "--tokens-file", str(self.tokens_file)]
+               "--tokens-file", str(self.tokens_file), "--deliver-to", "127.0.0.1"]
         if self.state is not None:
             cmd += ["--state", str(self.state)]
         if self.retry_delays is not None:

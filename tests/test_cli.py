@@ -33,7 +33,8 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 def cli_sandbox(tmp_path: Path) -> Iterator[tuple[str, str]]:
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("# one partner per line\nalice\nbob\n")
-    proc, first = _start(["sandbox", "--port", "0", "--tokens-file", str(tokens), "--retry-delays", "0.05,0.1"])
+    proc, first = _start(["sandbox", "--port", "0", "--tokens-file", str(tokens), "--retry-delays", "0.05,0.1",
+                          "--deliver-to", "127.0.0.1"])
     try:
         url = first.split()[4]
         assert "alice, bob" in first

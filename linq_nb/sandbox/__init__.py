@@ -21,8 +21,10 @@ from typing import Any
 
 from .._server import ServerThread
 from ..events import EVENT_TYPES
+from ..validation import is_loopback_host
 from .app import API_PREFIX, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
 from .delivery import LINQ_RETRY_DELAYS, Deliverer
+from .relay import DeliveryPolicy, Relay
 from .store import DEFAULT_MAX_ATTEMPTS, LimitReached, StateInUse, Store, partner_key
 
 __all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token",
@@ -79,6 +81,12 @@ class Sandbox:
         max_attempts: attempts kept in the delivery log per partner (the oldest go first).
         threads, channel_timeout: the HTTP server's worker threads, and the seconds it keeps an idle
             or half-sent connection.
+        shared: deliver only to relay sessions and ``deliver_to`` (None: when ``host`` is not a
+            loopback address or there are several tokens; the embedded single-user sandbox delivers
+            directly to any URL, loopback ones included).
+        deliver_to: ``"HOST"`` or ``"HOST:PORT"`` destinations a shared sandbox may connect to.
+        relay_port, relay_url: the port listeners poll (0: a free one), and its public base URL if
+            listeners reach it through a proxy (default ``http://<API host>:<relay_port>``).
 
     What is set here no partner can loosen over HTTP: a partner's ``POST /_sandbox/faults`` may add
     a stricter rate limit of its own and faults for its own requests only.
@@ -103,6 +111,10 @@ class Sandbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         threads: int = 16,
         channel_timeout: float = 10.0,
+        shared: bool | None = None,
+        deliver_to: Iterable[str] = (),
+        relay_port: int = 0,
+        relay_url: str | None = None,
     ) -> None:
         if tokens is None:
             tokens = [new_token()]
@@ -117,6 +129,9 @@ class Sandbox:
         if not (isinstance(delivery_timeout, (int, float)) and 0 < delivery_timeout <= 600):
             raise ValueError(f"delivery_timeout must be a finite number of seconds from 0 to 600, "
                              f"not {delivery_timeout!r}")
+        self.shared = (not is_loopback_host(host) or len(self.tokens) > 1) if shared is None else bool(shared)
+        policy = DeliveryPolicy(deliver_to) if self.shared else None  # ValueError on a bad destination
+        self.relay = Relay(host, relay_port, public_url=relay_url)
         caps = Caps(max_subscriptions=max_subscriptions, max_event_bytes=max_event_bytes, event_rate=event_rate)
         self.store = Store(state, max_attempts=max_attempts)
         try:
@@ -124,6 +139,8 @@ class Sandbox:
                                        per_partner=per_partner_workers)
             self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
                                   on_enqueue=self.deliverer.wake, rate_limit=rate_limit, caps=caps)
+            self.deliverer.relay = self.app.relay = self.relay
+            self.deliverer.policy = policy
         except BaseException:
             self.store.close()
             raise
@@ -150,6 +167,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Serve in a background thread and start delivering; returns once it answers."""
         if not self.running:
+            self.relay.start()
             self.deliverer.start()
             self._server.start()
         return self
@@ -157,6 +175,7 @@ class Sandbox:
     def stop(self) -> None:
         """Stop serving and delivering. Pending deliveries stay in the state file, if any."""
         self._server.stop()
+        self.relay.stop()
         self.deliverer.stop()
 
     def close(self) -> None:
@@ -175,10 +194,12 @@ class Sandbox:
 
         ``ready`` is called with the base URL once the port is bound.
         """
+        self.relay.start()
         self.deliverer.start()
         try:
             self._server.serve_forever(ready)
         finally:
+            self.relay.stop()
             self.deliverer.stop()
 
     # -- teaching and testing ------------------------------------------------------

@@ -29,6 +29,7 @@ def create_app() -> Sandbox:
     delays = os.environ.get(RETRY_DELAYS_ENV)
     sandbox = Sandbox(tokens, state=os.environ.get("LINQ_SANDBOX_STATE") or None,
                       retry_delays=parse_delays(delays) if delays else None)
+    sandbox.relay.start()
     sandbox.deliverer.start()
     return sandbox
 
