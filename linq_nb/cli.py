@@ -167,7 +167,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
                             on_delivery=on_delivery, on_problem=on_problem)
         listener.open()
     except LinqError as exc:
-        return fail(f"the sandbox at {args.url} refused: {exc}")
+        return fail(f"the sandbox at {args.url} refused or did not answer: {exc}")
     sub = listener.subscription
     print(f"Listening: subscription {sub.id} -> relay {listener.relay_url} -> {args.forward_to}", flush=True)
     print(f"  events: {', '.join(sub.events)}", flush=True)
