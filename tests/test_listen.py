@@ -166,6 +166,22 @@ def test_receiver_listen_gets_signed_deliveries_the_sandbox_cannot_make(shared: 
         assert SENTINEL_SECRET not in repr(listener) + listener._repr_html_()
 
 
+def test_a_delivery_view_shows_relayed_deliveries_as_they_arrive(shared: Sandbox, shared_client: LinqClient) -> None:
+    from linq_nb.widgets import DeliveryView
+
+    with Receiver(secrets=RECEIVER_SECRET) as receiver:
+        listener = receiver.listen(shared_client, ["message.sent"])
+        view = DeliveryView(receiver, every=0.05)
+        try:
+            assert "relay" in view.title.value
+            event = shared.emit("message.sent", token=SENTINEL_TOKEN)
+            wait_until(lambda: view.frame is not None and event["event_id"] in set(view.frame["event_id"]))
+            assert "1 request" in view.summary.value
+        finally:
+            view.stop()
+            listener.stop()
+
+
 def test_forwarded_bytes_and_headers_are_exactly_what_a_direct_post_carries(shared: Sandbox,
                                                                             shared_client: LinqClient) -> None:
     seen: list[tuple[bytes, dict[str, str]]] = []
