@@ -81,6 +81,8 @@ class Sandbox:
         max_attempts: attempts kept in the delivery log per partner (the oldest go first).
         threads, channel_timeout: the HTTP server's worker threads, and the seconds it keeps an idle
             or half-sent connection.
+        connection_limit: connections the API keeps open at once (an idle keep-alive one costs no
+            thread): 300 partners' clients each keep one.
         shared: deliver only to relay sessions and ``deliver_to`` (None: when ``host`` is not a
             loopback address or there are several tokens; the embedded single-user sandbox delivers
             directly to any URL, loopback ones included).
@@ -115,6 +117,7 @@ class Sandbox:
         deliver_to: Iterable[str] = (),
         relay_port: int = 0,
         relay_url: str | None = None,
+        connection_limit: int = 1000,
     ) -> None:
         if tokens is None:
             tokens = [new_token()]
@@ -131,7 +134,7 @@ class Sandbox:
                              f"not {delivery_timeout!r}")
         self.shared = (not is_loopback_host(host) or len(self.tokens) > 1) if shared is None else bool(shared)
         policy = DeliveryPolicy(deliver_to) if self.shared else None  # ValueError on a bad destination
-        self.relay = Relay(host, relay_port, public_url=relay_url)
+        self.relay = Relay(host, relay_port, public_url=relay_url, max_connections=connection_limit)
         caps = Caps(max_subscriptions=max_subscriptions, max_event_bytes=max_event_bytes, event_rate=event_rate)
         self.store = Store(state, max_attempts=max_attempts)
         try:
@@ -145,7 +148,7 @@ class Sandbox:
             self.store.close()
             raise
         self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox", threads=threads,
-                                    channel_timeout=channel_timeout,
+                                    channel_timeout=channel_timeout, connection_limit=connection_limit,
                                     max_request_body_size=2 * max_body_bytes + 65_536,  # past it, waitress says 413
                                     error_body=lambda status, message: standard_error(status, message).body)
 
