@@ -480,10 +480,11 @@ class RelayReport:
         ])
 
 
-def run_relay_classroom(partners: int = 30, *, events: int = 10, fail_first: int = 2,
+def run_relay_classroom(partners: int = 30, *, events: int = 10, fail_first: int = 2, pace: float = 1.0,
                         retry_delays: Sequence[float] = FAST_RETRY_DELAYS, timeout: float = 120.0) -> RelayReport:
     """Each learner: a receiver, a direct subscription to it and ``linq-nb listen`` (its own process) forwarding
     the relay's deliveries to it; every event goes both ways, so the two latencies come from the same run.
+    Each learner triggers one event every ``pace`` seconds (30 learners: 30 events, 60 deliveries a second).
 
     The sandbox is shared (several tokens) and allows 127.0.0.1 (``--deliver-to``) for the direct half only.
     """
@@ -529,11 +530,12 @@ def run_relay_classroom(partners: int = 30, *, events: int = 10, fail_first: int
             t0 = time.perf_counter()
 
             def learner(i: int) -> None:
+                time.sleep(pace * i / partners)  # staggered: a room clicks at its own pace, not in lockstep
                 for _ in range(events):
                     at = time.time()
                     emitted = clients[i].sandbox_route("POST", "/_sandbox/events", {"event_type": "message.received"})
                     triggered[i][emitted["event_id"]] = at
-                    time.sleep(0.05)
+                    time.sleep(pace)
 
             threads = [threading.Thread(target=learner, args=(i,)) for i in range(partners)]
             for t in threads:

@@ -42,7 +42,7 @@ def test_partners_onboarding_at_once_see_only_their_own_and_get_every_event_exac
 
 
 def test_learners_listening_through_the_relay_get_every_event_exactly_once_beside_direct_delivery() -> None:
-    report = run_relay_classroom(3, events=2, fail_first=FAIL_FIRST)
+    report = run_relay_classroom(3, events=2, fail_first=FAIL_FIRST, pace=0.1)
     assert report.errors == [] and report.cross == 0, report.summary()
     assert report.expected == 3 * 2 * 2  # each event both ways: direct and through the relay
     assert report.exactly_once == report.expected and report.unverified == 0, report.summary()

@@ -333,6 +333,30 @@ def test_relay_session_routes_refuse_what_they_cannot_use(shared: Sandbox) -> No
     assert answer.status_code == 422
 
 
+def test_a_second_listener_of_the_same_name_is_refused_while_the_first_listens(shared: Sandbox,
+                                                                               shared_client: LinqClient) -> None:
+    from linq_nb.errors import LinqError
+
+    with Receiver() as receiver:
+        first = Listener(shared_client, receiver.url, ["message.sent"], name="twin").start()
+        try:
+            wait_until(lambda: any(s.waiters for s in shared.relay._sessions.values()))
+            with pytest.raises(LinqError, match="already") as caught:
+                Listener(shared_client, receiver.url, ["message.sent"], name="twin").open()
+            assert caught.value.status == 409
+        finally:
+            first.stop()
+
+
+def test_listening_to_the_live_api_is_refused_before_any_request() -> None:
+    from linq_nb.errors import ConfigurationError
+
+    client = LinqClient(token="tok_live_example")
+    assert client.mode == "live"
+    with pytest.raises(ConfigurationError, match="only in a sandbox"):
+        Listener(client, "http://127.0.0.1:9/hook").open()
+
+
 # --------------------------------------------------------------------------- linq-nb listen
 
 def _listen(url: str, forward_to: str, secret_file: Path, *extra: str, token_file: Path) -> subprocess.Popen[str]:

@@ -66,7 +66,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import h11
 
-__all__ = ["Relay", "DeliveryPolicy", "RELAY_PATH", "KEY_HEADER", "REFUSED", "parse_destination"]
+__all__ = ["Relay", "DeliveryPolicy", "SessionBusy", "RELAY_PATH", "KEY_HEADER", "REFUSED", "parse_destination"]
 
 logger = logging.getLogger("linq_nb.sandbox")
 
@@ -134,6 +134,10 @@ class DeliveryPolicy:
 
 # --------------------------------------------------------------------------- sessions
 
+class SessionBusy(ValueError):
+    """A listener is connected to the session of that name already."""
+
+
 @dataclass
 class _Held:
     """One attempt's delivery, held until its listener answers (or its deadline passes)."""
@@ -179,7 +183,7 @@ class Relay:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, public_url: str | None = None,
-                 grace: float = 2.0, max_sessions: int = 20, idle: float = 3600.0,
+                 grace: float = 2.0, max_sessions: int = 50, idle: float = 1800.0,
                  max_connections: int = 2000, channel_timeout: float = 10.0) -> None:
         self.host, self.port = host, port
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -273,6 +277,10 @@ class Relay:
                 session = _Session(sid, partner, name, _digest(key), f"{api_base.rstrip('/')}{RELAY_PATH}{sid}")
                 self._sessions[sid] = session
                 self._by_name[(partner, name)] = sid
+            elif session.waiters:  # its listener is polling right now: taking its session over would silence it
+                raise SessionBusy(f"a listener is connected to the relay session named {name[:80]!r} already; stop "
+                                  f"it, or give this one another name (--name); a listener that died is let go "
+                                  f"within {MAX_WAIT:g} s")
             session.key_digest = _digest(key)  # a new listener gets a new key; the old one's stops working
             session.last_seen = now
             return {"session_id": session.id, "relay_url": session.relay_url, "listen_key": key,
