@@ -41,7 +41,7 @@ from typing import Any
 
 import requests
 
-from .errors import LinqError, NotFoundError
+from .errors import LinqConnectionError, LinqError, LinqTimeoutError, NotFoundError, ServerError
 from .events import EVENT_TYPES
 from .validation import is_loopback_url
 
@@ -80,13 +80,13 @@ class Listener:
         name: names the relay session; the same name reopens it (default: host, URL and events).
         on_delivery: called with each delivery's record (time, event, status, duration, error).
         on_problem: called with each problem's sentence (lost connection, endpoint not answering).
-        wait: seconds one poll waits for a delivery.
+        poll_wait: seconds one poll waits for a delivery.
     """
 
     def __init__(self, client: Any, forward_to: str, events: Iterable[str] | None = None, *,
                  secret: str | None = None, name: str | None = None,
                  on_delivery: Callable[[dict[str, Any]], None] | None = None,
-                 on_problem: Callable[[str], None] | None = None, wait: float = 25.0, history: int = 1000) -> None:
+                 on_problem: Callable[[str], None] | None = None, poll_wait: float = 25.0, history: int = 1000) -> None:
         if isinstance(events, str):
             raise TypeError(f"events must be a list of event names such as [{events!r}], not a single string")
         self.client = client
@@ -96,7 +96,7 @@ class Listener:
         self.name = name or f"{socket.gethostname()} {forward_to} {','.join(self.events)}"[:200]
         self.on_delivery = on_delivery
         self.on_problem = on_problem
-        self.wait = wait
+        self.poll_wait = poll_wait
         self.subscription: Any = None
         self.session: dict[str, Any] = {}
         self.records: deque[dict[str, Any]] = deque(maxlen=history)
@@ -171,11 +171,12 @@ class Listener:
         self._thread.start()
         return self
 
-    def run(self) -> None:
-        """:meth:`open` if needed, then listen in this thread until :meth:`stop` (the command's loop)."""
-        if self.subscription is None:
-            self.open()
-        self._loop()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background listener ends (stopped, or :attr:`error`); True if it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
 
     def stop(self) -> None:
         """Stop listening, delete the temporary subscription and close the session. Safe to call twice."""
@@ -250,8 +251,9 @@ class Listener:
         failures = 0
         while not self._stopping.is_set():
             try:
-                resp = self._poll.get(self.session["poll_url"] + "/next", params={"wait": self.wait},
-                                      headers={KEY_HEADER: self.session["listen_key"]}, timeout=(5, self.wait + 10))
+                resp = self._poll.get(self.session["poll_url"] + "/next", params={"wait": self.poll_wait},
+                                      headers={KEY_HEADER: self.session["listen_key"]},
+                                      timeout=(5, self.poll_wait + 10))
             except requests.RequestException as exc:
                 if self._stopping.is_set():
                     return
@@ -264,7 +266,13 @@ class Listener:
             if resp.status_code == 404:  # the session is gone (the sandbox restarted), or our key is stale
                 if self._stopping.is_set():
                     return
-                self._reopen()
+                try:
+                    self._reopen()
+                except (LinqConnectionError, LinqTimeoutError, ServerError) as exc:  # not back yet: try again
+                    failures += 1
+                    pause = BACKOFF[min(failures, len(BACKOFF)) - 1]
+                    self._problem(f"could not reopen the relay session ({exc}); trying again in {pause:g} s")
+                    self._stopping.wait(pause)
                 continue
             if resp.status_code != 200:
                 failures += 1
