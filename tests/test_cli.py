@@ -75,6 +75,7 @@ def test_trigger_delivers_through_a_running_sandbox(cli_sandbox: tuple[str, str]
     (["trigger", "message.sent", "--url", "http://127.0.0.1:9"], 2, "LINQ_INTEGRATION_TOKEN"),
     (["trigger", "message.snt", "--token", "x"], 2, "invalid choice"),
     (["sandbox", "--retry-delays", "a,b"], 2, "--retry-delays"),
+    (["sandbox", "--port", "0", "--deliver-to", "host:http"], 2, "HOST:PORT"),
 ])
 def test_cli_errors_say_what_to_do(args: list[str], code: int, message: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LINQ_INTEGRATION_TOKEN"}

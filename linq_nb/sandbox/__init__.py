@@ -8,6 +8,9 @@ It serves the five v2 endpoints exactly as ``shared/docs/linq-v2-api.md``
 describes them, delivers signed webhooks with Linq's retry rules, and adds a few
 control routes under ``/_sandbox/`` for teaching: trigger an event, read the
 delivery log, inject faults. Several tokens mean several isolated partners.
+Its relay (``relay.py``) holds deliveries for listeners with no inbound port
+(``linq-nb listen``, ``Receiver.listen``); a shared sandbox (a network address, or
+several tokens) delivers only to relay sessions and to its operator's ``deliver_to``.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ class Sandbox:
             raise ValueError(f"delivery_timeout must be a finite number of seconds from 0 to 600, "
                              f"not {delivery_timeout!r}")
         self.shared = (not is_loopback_host(host) or len(self.tokens) > 1) if shared is None else bool(shared)
-        policy = DeliveryPolicy(deliver_to) if self.shared else None  # ValueError on a bad destination
+        policy = DeliveryPolicy(deliver_to)  # ValueError on a bad destination, shared or not
         self.relay = Relay(host, relay_port, public_url=relay_url, max_connections=connection_limit)
         caps = Caps(max_subscriptions=max_subscriptions, max_event_bytes=max_event_bytes, event_rate=event_rate)
         self.store = Store(state, max_attempts=max_attempts)
@@ -143,7 +146,7 @@ class Sandbox:
             self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
                                   on_enqueue=self.deliverer.wake, rate_limit=rate_limit, caps=caps)
             self.deliverer.relay = self.app.relay = self.relay
-            self.deliverer.policy = policy
+            self.deliverer.policy = policy if self.shared else None
         except BaseException:
             self.store.close()
             raise
