@@ -301,6 +301,8 @@ class Listener:
             with self._forward.post(self.forward_to, data=body, headers=headers, timeout=timeout, stream=True,
                                     allow_redirects=False) as answer:
                 record["status"] = answer.status_code
+        except requests.Timeout:
+            record["error"] = f"timeout: the local endpoint did not answer within {timeout:.1f} s"
         except requests.RequestException as exc:
             record["error"] = f"{type(exc).__name__}: the local endpoint did not answer"
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)

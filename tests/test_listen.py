@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -316,6 +317,38 @@ def test_waiting_listeners_hold_no_api_thread() -> None:
         finally:
             for li in listeners:
                 li.stop()
+
+
+def test_a_slow_local_receiver_is_a_timeout_retried_like_a_direct_one() -> None:
+    with Sandbox(tokens=["a", "b"], retry_delays=[0.2], delivery_timeout=1.0) as sb, \
+            LinqClient(token="a", base_url=sb.url) as client, Receiver() as receiver:
+        listener = receiver.listen(client, ["message.sent"])
+        try:
+            receiver.delay(1.5)
+            sb.emit("message.sent", token="a")
+            wait_until(lambda: len(sb.deliveries("a")) >= 1)
+            assert sb.deliveries("a")[0]["error"].startswith("timeout")
+            receiver.delay(0)
+            assert receiver.wait_for_events(1)
+        finally:
+            listener.stop()
+
+
+def test_the_relay_port_shrugs_off_garbage_and_keeps_serving(shared: Sandbox) -> None:
+    h = {"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}
+    opened = requests.post(shared.url + "/_sandbox/relay", json={"name": "g"}, headers=h, timeout=5).json()
+    port = int(opened["poll_url"].split(":")[2].split("/")[0])
+    for junk in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"a" * 40_000 + b"\r\n\r\n",
+                 b"POST /_relay/sessions/x/answers HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n{}"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                s.recv(1000)
+    poll = requests.get(opened["poll_url"] + "/next?wait=0", headers={"X-Linq-Relay-Key": opened["listen_key"]},
+                        timeout=5)
+    assert poll.json() == {"deliveries": []}
+    assert requests.get(f"http://127.0.0.1:{port}/elsewhere", timeout=5).status_code == 404
 
 
 def test_relay_session_routes_refuse_what_they_cannot_use(shared: Sandbox) -> None:
