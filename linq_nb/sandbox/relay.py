@@ -506,8 +506,8 @@ class Relay:
             return 404, {"error": "no such delivery outstanding: its attempt passed its deadline (it is retried)"}
         if status is not None:
             _resolve(held, status, None)
-        elif error.startswith("timeout"):  # recorded as a direct POST's timeout is
-            _resolve(held, None, f"timeout: the listener's local receiver did not answer in time ({error[:160]})")
+        elif str(error).startswith("timeout"):  # recorded as a direct POST's timeout is
+            _resolve(held, None, f"timeout: the listener's local receiver did not answer in time ({str(error)[:160]})")
         else:
             _resolve(held, None, f"connection error: the listener's local receiver did not answer "
                                  f"({str(error)[:160]})")
