@@ -274,6 +274,9 @@ class Listener:
                     self._problem(f"could not reopen the relay session ({exc}); trying again in {pause:g} s")
                     self._stopping.wait(pause)
                 continue
+            if resp.status_code == 409:  # the same name was opened elsewhere: the newest listener wins
+                raise ListenError(_message(resp, "another listener took over this relay session"),
+                                  hint="Stop the other listener, or give each one its own --name (name=...).")
             if resp.status_code != 200:
                 failures += 1
                 pause = BACKOFF[min(failures, len(BACKOFF)) - 1]
@@ -327,6 +330,13 @@ class Listener:
         except requests.RequestException as exc:
             self._problem(f"could not report the answer to the sandbox ({type(exc).__name__}); it retries the "
                           "delivery")
+
+
+def _message(resp: requests.Response, default: str) -> str:
+    try:
+        return str(resp.json().get("error") or default)[:300]
+    except ValueError:
+        return default
 
 
 def listen(client: Any, forward_to: str, events: Iterable[str] | None = None, **kwargs: Any) -> Listener:

@@ -29,7 +29,7 @@ from werkzeug.wsgi import get_input_stream
 from ..events import EVENT_TYPES, make_envelope, sample_data
 from ..signing import canonical_json
 from ..validation import shorten, subscription_problems
-from .relay import Relay, SessionBusy
+from .relay import Relay
 from .store import LimitReached, Store, partner_key
 
 __all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX", "RateLimiter", "Caps"]
@@ -43,7 +43,6 @@ _STATUS_NAMES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
-    409: "conflict",
     413: "payload_too_large",
     422: "unprocessable_entity",
     429: "too_many_requests",
@@ -582,8 +581,6 @@ class SandboxApp:
             f"{request.environ.get('SERVER_PORT')}"
         try:
             return Reply(201, self.relay.open(partner, name, f"{scheme}://{host[:300]}"))
-        except SessionBusy as exc:
-            raise ApiError(409, str(exc), code="relay_session_in_use") from None
         except ValueError as exc:
             raise ApiError(422, str(exc), code="relay_session_limit_reached") from None
 

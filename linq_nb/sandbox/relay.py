@@ -66,7 +66,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import h11
 
-__all__ = ["Relay", "DeliveryPolicy", "SessionBusy", "RELAY_PATH", "KEY_HEADER", "REFUSED", "parse_destination"]
+__all__ = ["Relay", "DeliveryPolicy", "RELAY_PATH", "KEY_HEADER", "REFUSED", "parse_destination"]
 
 logger = logging.getLogger("linq_nb.sandbox")
 
@@ -134,9 +134,6 @@ class DeliveryPolicy:
 
 # --------------------------------------------------------------------------- sessions
 
-class SessionBusy(ValueError):
-    """A listener is connected to the session of that name already."""
-
 
 @dataclass
 class _Held:
@@ -160,6 +157,7 @@ class _Session:
     queue: deque[_Held] = field(default_factory=deque)
     outstanding: dict[str, _Held] = field(default_factory=dict)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    retired: deque[bytes] = field(default_factory=lambda: deque(maxlen=8))  # keys of listeners taken over
     last_seen: float = field(default_factory=time.monotonic)
 
     def connected(self, now: float, grace: float) -> bool:
@@ -245,9 +243,12 @@ class Relay:
         async def shut() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:  # each connection closes its socket on the way out
+                await asyncio.wait(tasks, timeout=1.0)
+            await asyncio.sleep(0)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shut(), loop)
@@ -277,11 +278,12 @@ class Relay:
                 session = _Session(sid, partner, name, _digest(key), f"{api_base.rstrip('/')}{RELAY_PATH}{sid}")
                 self._sessions[sid] = session
                 self._by_name[(partner, name)] = sid
-            elif session.waiters:  # its listener is polling right now: taking its session over would silence it
-                raise SessionBusy(f"a listener is connected to the relay session named {name[:80]!r} already; stop "
-                                  f"it, or give this one another name (--name); a listener that died is let go "
-                                  f"within {MAX_WAIT:g} s")
-            session.key_digest = _digest(key)  # a new listener gets a new key; the old one's stops working
+            else:  # the newest listener of a name takes the session over; the one before is told, and stops
+                session.retired.append(session.key_digest)
+                session.key_digest = _digest(key)
+                if self._loop is not None:
+                    for w in session.waiters:
+                        self._loop.call_soon_threadsafe(_wake, w)
             session.last_seen = now
             return {"session_id": session.id, "relay_url": session.relay_url, "listen_key": key,
                     "poll_url": f"{poll_base}/_relay/sessions/{session.id}"}
@@ -412,7 +414,11 @@ class Relay:
         key = dict(request.headers).get(KEY_HEADER.lower().encode(), b"").decode("latin-1")
         with self._lock:
             session = self._sessions.get(parts[2]) if _SESSION_ID.fullmatch(parts[2]) else None
-            if session is None or not hmac.compare_digest(session.key_digest, _digest(key)):
+            digest = _digest(key)
+            if session is not None and digest in session.retired:
+                return 409, {"error": "another listener opened this relay session (the same name) and took it over; "
+                                      "this one stops (give each listener its own --name to run both)"}
+            if session is None or not hmac.compare_digest(session.key_digest, digest):
                 return 404, {"error": "no such relay session, or a wrong listen key: open a session again "
                                       "(POST /_sandbox/relay)"}
             session.last_seen = time.monotonic()
@@ -420,13 +426,18 @@ class Relay:
         if parts[3] == "next":
             if method != "GET":
                 return 405, {"error": "poll with GET"}
-            return 200, {"deliveries": await self._next(session, query, reader, conn)}
+            taken = await self._next(session, digest, query, reader, conn)
+            if taken is None:
+                return 409, {"error": "another listener opened this relay session (the same name) and took it over; "
+                                      "this one stops (give each listener its own --name to run both)"}
+            return 200, {"deliveries": taken}
         if method != "POST":
             return 405, {"error": "report an answer with POST"}
         return self._report(session, body)
 
-    async def _next(self, session: _Session, query: str, reader: asyncio.StreamReader, conn: h11.Connection
-                    ) -> list[dict[str, Any]]:
+    async def _next(self, session: _Session, digest: bytes, query: str, reader: asyncio.StreamReader,
+                    conn: h11.Connection) -> list[dict[str, Any]] | None:
+        """Deliveries for the session's listener (waiting up to ``wait`` s for one); None if it was taken over."""
         try:
             wait = float(dict(parse_qsl(query)).get("wait", "25"))
         except ValueError:
@@ -454,11 +465,13 @@ class Relay:
                         raise ConnectionError("the listener hung up")
                     conn.receive_data(data)  # a pipelined request: h11 keeps it for the next cycle
                     gone = asyncio.ensure_future(reader.read(65_536))
-                taken = self._take(session)
                 with self._lock:
                     closed = self._sessions.get(session.id) is not session
+                    if session.key_digest != digest:
+                        return None
                 if closed:
-                    return taken
+                    return []
+                taken = self._take(session)
                 if waiter.done():
                     with self._lock:
                         session.waiters.remove(waiter)
