@@ -20,7 +20,8 @@ URL if the sandbox forgot the session) and a sandbox that refuses are all report
 (printed by the command, logged and kept in :attr:`Listener.problems` in a notebook).
 The same ``name`` (by default: this machine, the local URL and the events) reopens
 the same session, so a listener restarted within the retry window gets the events
-its predecessor missed. ``stop()`` (Ctrl-C or SIGTERM for the command) deletes the
+its predecessor missed (the newest listener of a name takes the session over; the one
+before stops with a :class:`ListenError` saying so). ``stop()`` (Ctrl-C or SIGTERM for the command) deletes the
 subscription and closes the session.
 """
 
