@@ -180,8 +180,16 @@ class Listener:
         return not self.running
 
     def stop(self) -> None:
-        """Stop listening, delete the temporary subscription and close the session. Safe to call twice."""
+        """Stop listening, delete the temporary subscription and close the session. Safe to call twice.
+
+        The session is closed first (that ends a waiting poll at once), the loop is let finish the delivery it
+        holds, and only then is the subscription deleted: nothing the loop does can outlive the call.
+        """
         self._stopping.set()
+        closed = self._close_session()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=15)
         sub, self.subscription = self.subscription, None
         if sub is not None:
             try:
@@ -190,14 +198,17 @@ class Listener:
                 pass
             except LinqError as exc:
                 self._problem(f"could not delete the temporary subscription {sub.id}: {exc}; delete it by hand")
-        if self.session.get("session_id"):
-            with contextlib.suppress(LinqError):
-                self.client.sandbox_route("DELETE", f"/_sandbox/relay/{self.session['session_id']}")
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        if self.session.get("session_id") not in (None, closed):  # reopened meanwhile
+            self._close_session()
         self._poll.close()
         self._forward.close()
+
+    def _close_session(self) -> str | None:
+        sid = self.session.get("session_id")
+        if sid:
+            with contextlib.suppress(LinqError):
+                self.client.sandbox_route("DELETE", f"/_sandbox/relay/{sid}")
+        return sid
 
     def __enter__(self) -> Listener:
         return self.start()
@@ -226,7 +237,7 @@ class Listener:
         """The sandbox forgot the session (it restarted): open a new one and move the subscription to it."""
         before = self.session.get("relay_url")
         self._open_session()
-        if self.subscription is None:
+        if self.subscription is None or self._stopping.is_set():
             return
         if self.session["relay_url"] == before:
             return

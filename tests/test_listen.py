@@ -462,8 +462,8 @@ def test_linq_nb_listen_killed_and_restarted_within_the_retry_window_still_gets_
             assert len(sb.subscriptions(SENTINEL_TOKEN)) == 1  # taken over, not a second one
         finally:
             again.send_signal(signal.SIGINT)
-            again.communicate(timeout=30)
-        assert sb.subscriptions(SENTINEL_TOKEN) == []
+            out, err = again.communicate(timeout=30)
+        assert sb.subscriptions(SENTINEL_TOKEN) == [], out + err
         log = sb.deliveries(SENTINEL_TOKEN)
         assert log[-1]["ok"] and not any(a["ok"] for a in log[:-1])
 
