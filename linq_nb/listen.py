@@ -274,6 +274,9 @@ class Listener:
                 self._problem(f"lost the connection to the sandbox ({type(exc).__name__}); reconnecting in "
                               f"{pause:g} s")
                 self._stopping.wait(pause)
+                if failures >= 2 and not self._stopping.is_set():  # a restarted sandbox may poll on another port
+                    with contextlib.suppress(LinqConnectionError, LinqTimeoutError, ServerError):
+                        self._reopen()
                 continue
             if resp.status_code == 404:  # the session is gone (the sandbox restarted), or our key is stale
                 if self._stopping.is_set():

@@ -285,6 +285,30 @@ def test_the_subscription_moves_when_the_sandbox_forgot_the_session(shared: Sand
             listener.stop()
 
 
+def test_a_listener_rides_out_a_sandbox_restart_and_moves_its_subscription() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sb = Sandbox(tokens=[SENTINEL_TOKEN, OTHER], port=port, retry_delays=[0.2]).start()
+    client = LinqClient(token=SENTINEL_TOKEN, base_url=sb.url, backoff_factor=0.01, max_retries=0)
+    problems: list[str] = []
+    with Receiver() as receiver:
+        listener = Listener(client, receiver.url, ["message.sent"], on_problem=problems.append).start()
+        sb.close()  # in memory: it forgets the session and the subscription
+        wait_until(lambda: any("lost the connection" in p for p in problems))
+        again = Sandbox(tokens=[SENTINEL_TOKEN, OTHER], port=port, retry_delays=[0.2]).start()
+        try:
+            wait_until(lambda: listener.counts()["moves"] == 1, timeout=40)
+            assert [s["webhook_url"] for s in again.subscriptions(SENTINEL_TOKEN)] == [listener.relay_url]
+            again.emit("message.sent", token=SENTINEL_TOKEN)
+            assert receiver.wait_for_events(1)
+            assert any("reconnected" in p for p in problems)
+        finally:
+            listener.stop()
+            again.close()
+            client.close()
+
+
 def _partner(token: str) -> str:
     from linq_nb.sandbox.store import partner_key
 
