@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     # servers
     "Sandbox": "sandbox",
     "Receiver": "receiver",
+    "Listener": "listen",  # receiver.listen(client): deliveries through a sandbox's relay
     # frames
     "subscriptions_frame": "frames",
     "deliveries_frame": "frames",
@@ -103,6 +104,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         snapshots_frame,
         subscriptions_frame,
     )
+    from .listen import Listener
     from .models import SubscriptionList, WebhookSubscription
     from .receiver import Receiver
     from .sandbox import Sandbox
