@@ -230,9 +230,14 @@ def _legacy_digest(body: bytes, timestamp: str, key: str | bytes) -> str:
     return _hmac(key, timestamp.encode("ascii") + b"." + body).hex()
 
 
-def sign_legacy(body: bytes | bytearray, timestamp: int | str, secret: str | bytes) -> str:
-    """v3's legacy ``X-Webhook-Signature``: hex HMAC-SHA256 of ``"{timestamp}.{body}"``, keyed by the whole secret."""
-    return _legacy_digest(_raw(body, "sign_legacy"), str(int(timestamp)), secret)
+def sign_legacy(body: bytes | bytearray, timestamp: int | str, secret: str) -> str:
+    """v3's legacy ``X-Webhook-Signature``: hex HMAC-SHA256 of ``"{timestamp}.{body}"``, keyed by the whole secret.
+
+    The sandbox's own signer (:func:`linq_nb.wire.v3.legacy_signature`), so tests sign as deliveries do.
+    """
+    from .wire import v3  # here, not at the top: wire.v2 imports this module
+
+    return str(v3.legacy_signature(secret, int(timestamp), _raw(body, "sign_legacy")))
 
 
 def verify_legacy(body: bytes | bytearray, headers: Mapping[str, str], secret: Secrets, *,
@@ -345,13 +350,16 @@ def standard_key(secret: str | bytes) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
 
 
-def _standard_digest(body: bytes, msg_id: str, timestamp: str, key: bytes) -> str:
-    return base64.b64encode(_hmac(key, f"{msg_id}.{timestamp}.".encode() + body)).decode("ascii")
+def sign_standard(body: bytes | bytearray, msg_id: str, timestamp: int | str, secret: str) -> str:
+    """The Standard Webhooks ``webhook-signature`` value: ``"v1,<base64 HMAC of '{id}.{timestamp}.{body}'>"``.
 
+    The sandbox's own signer (:func:`linq_nb.wire.v3.standard_signature`); a secret whose form is wrong
+    (not ``whsec_`` + base64) is a ValueError saying so.
+    """
+    from .wire import v3  # here, not at the top: wire.v2 imports this module
 
-def sign_standard(body: bytes | bytearray, msg_id: str, timestamp: int | str, secret: str | bytes) -> str:
-    """The Standard Webhooks ``webhook-signature`` value: ``"v1,<base64 HMAC of '{id}.{timestamp}.{body}'>"``."""
-    return "v1," + _standard_digest(_raw(body, "sign_standard"), msg_id, str(int(timestamp)), standard_key(secret))
+    standard_key(secret)
+    return str(v3.standard_signature(secret, msg_id, int(timestamp), _raw(body, "sign_standard")))
 
 
 def _standard_signatures(header: str) -> list[str]:
