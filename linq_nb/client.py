@@ -59,7 +59,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util.retry import Retry
 
-from . import __version__
+from . import __version__, wire
 from .errors import (
     ConfigurationError,
     DuplicateSubscriptionError,
@@ -88,6 +88,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL: Final = "https://api.linqapp.com"
 TOKEN_ENV: Final = "LINQ_INTEGRATION_TOKEN"
 BASE_URL_ENV: Final = "LINQ_API_BASE_URL"
+#: ``v2`` (the default) or ``v3``: which API version :func:`connect` speaks.
+API_VERSION_ENV: Final = "LINQ_API_VERSION"
 TOKEN_HEADER: Final = "X-LINQ-INTEGRATION-TOKEN"
 #: How previews show the token, as Linq's own docs do.
 TOKEN_PLACEHOLDER: Final = "<X-LINQ-INTEGRATION-TOKEN>"
@@ -910,8 +912,32 @@ def _start_embedded() -> Sandbox:
         return _embedded
 
 
-def connect(**kwargs: Any) -> LinqClient:
+def client_class(api: str | int | None = None) -> type[_ApiClient]:
+    """The client class of an API version (``"v2"``, ``"v3"``; None: ``$LINQ_API_VERSION``, else v2).
+
+    The one place a version picks a client; everything else takes the version's wire module.
+    """
+    raw = api if api is not None else (os.environ.get(API_VERSION_ENV) or "v2")
+    try:
+        version = wire.get(raw.strip() if isinstance(raw, str) else raw).VERSION
+    except ValueError:
+        source = "api" if api is not None else API_VERSION_ENV
+        raise ConfigurationError(f"{source}={raw!r} is not a Linq API version linq_nb speaks",
+                                 hint=f"Use 'v2' or 'v3' (connect(api='v3') or {API_VERSION_ENV}=v3).") from None
+    if version == "v3":
+        from .client_v3 import LinqClientV3
+
+        return LinqClientV3
+    return LinqClient
+
+
+def connect(api: str | None = None, **kwargs: Any) -> Any:
     """A ready client: the live API if a token is set, else an embedded sandbox (one per process).
+
+    ``api`` (or ``$LINQ_API_VERSION``) picks the version: ``"v2"`` (the default) gives a
+    :class:`LinqClient`, ``"v3"`` a :class:`linq_nb.client_v3.LinqClientV3`. The same token
+    and the same sandbox serve both, so the three modes (embedded sandbox, shared sandbox,
+    live) work for either version.
 
     With ``LINQ_INTEGRATION_TOKEN`` (or ``token=``) set, returns ``LinqClient(**kwargs)``, which
     talks to ``LINQ_API_BASE_URL`` (or ``base_url=``), default the live API. Otherwise starts
@@ -921,16 +947,19 @@ def connect(**kwargs: Any) -> LinqClient:
     >>> client = connect()
     >>> client
     <LinqClient mode='sandbox' base_url='http://127.0.0.1:51234'>
+    >>> connect(api="v3")
+    <LinqClientV3 mode='sandbox' base_url='http://127.0.0.1:51234'>
 
     Raises:
         ConfigurationError: ``LINQ_API_BASE_URL`` (or ``base_url=``) is set without a token:
             a shared sandbox or the live API needs one, and silently using a private sandbox
-            instead would hide the mistake.
+            instead would hide the mistake. Or the version is not v2 or v3.
     """
+    cls = client_class(api)
     token = kwargs.get("token") or os.environ.get(TOKEN_ENV)
     if token and token.strip():
-        client = LinqClient(**kwargs)
-        logger.info("linq_nb: %s mode, API at %s", client.mode, client.base_url)
+        client = cls(**kwargs)
+        logger.info("linq_nb: %s mode, API %s at %s", client.mode, client.api, client.base_url)
         return client
     base_url = kwargs.get("base_url") or os.environ.get(BASE_URL_ENV)
     if base_url:
@@ -941,7 +970,7 @@ def connect(**kwargs: Any) -> LinqClient:
         )
     options = {k: v for k, v in kwargs.items() if k not in ("token", "base_url")}
     sandbox = _start_embedded()
-    client = LinqClient(token=sandbox.token, base_url=sandbox.url, **options)
+    client = cls(token=sandbox.token, base_url=sandbox.url, **options)
     logger.info("linq_nb: sandbox mode, embedded sandbox at %s (set %s to use the live API)",
                 client.base_url, TOKEN_ENV)
     return client
