@@ -38,6 +38,7 @@ RESULTS = BENCH_DIR / "results" / "latest.md"
 BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("startup", "bench_startup"),
     ("client", "bench_client"),
+    ("v3", "bench_v3"),
     ("frames", "bench_frames"),
     ("sandbox", "bench_sandbox"),
     ("delivery", "bench_delivery"),
