@@ -154,7 +154,10 @@ class ServerThread:
                                                   for ch in list(server._map.values())):
             time.sleep(0.01)  # ... and sent
         if thread is not None and thread.is_alive():
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:  # the loop closed its trigger already: it is on its way out
+                pass
             thread.join(timeout=5)
         else:
             wasyncore.close_all(server._map)

@@ -1,13 +1,16 @@
-"""A local imitation of the Linq Partner API v2 webhook subscriptions, over real HTTP.
+"""A local imitation of the Linq Partner API's webhook subscriptions, v2 and v3, over real HTTP.
 
 >>> from linq_nb import Sandbox
 >>> with Sandbox() as sandbox:                      # 127.0.0.1, a free port
 ...     client = LinqClient(token=sandbox.token, base_url=sandbox.url)
 
 It serves the five v2 endpoints exactly as ``shared/docs/linq-v2-api.md``
-describes them, delivers signed webhooks with Linq's retry rules, and adds a few
-control routes under ``/_sandbox/`` for teaching: trigger an event, read the
-delivery log, inject faults. Several tokens mean several isolated partners.
+describes them and v3's six as ``linq-v3-api.md`` does (Linq's own SDK drives it:
+``linq.LinqAPIV3(api_key=sandbox.token, base_url=sandbox.url + "/api/partner")``),
+delivers signed webhooks in each version's form with Linq's retry rules, and adds a
+few control routes under ``/_sandbox/`` for teaching: trigger an event, read the
+delivery log, inject faults. Several tokens mean several isolated partners; each has
+a v2 list and a separate v3 list.
 """
 
 from __future__ import annotations
@@ -19,19 +22,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .. import wire
 from .._server import ServerThread
-from ..events import EVENT_TYPES
-from .app import API_PREFIX, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
-from .delivery import LINQ_RETRY_DELAYS, Deliverer
+from .app import API_PREFIX, EVENT_NAMES, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
+from .delivery import CLASSROOM_RETRY_DELAYS, LINQ_RETRY_DELAYS, RETRY_PROFILES, Deliverer
 from .store import DEFAULT_MAX_ATTEMPTS, LimitReached, StateInUse, Store, partner_key
 
-__all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "TOKEN_HEADER", "API_PREFIX", "new_token",
-           "parse_delays", "read_tokens_file", "RETRY_DELAYS_ENV", "TOKENS_ENV", "Caps", "StateInUse",
-           "LimitReached"]
+__all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "RETRY_PROFILES", "TOKEN_HEADER", "API_PREFIX",
+           "new_token", "parse_delays", "read_tokens_file", "RETRY_DELAYS_ENV", "TOKENS_ENV", "Caps", "StateInUse",
+           "LimitReached", "EVENT_NAMES"]
 
-#: A fast schedule for notebooks and classrooms: five retries within about 15 seconds.
-CLASSROOM_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8)
-#: Environment variable with comma-separated retry delays, e.g. ``0.1,0.2,0.4``.
+#: Environment variable with comma-separated retry delays, e.g. ``0.1,0.2,0.4``, or a profile's name.
 RETRY_DELAYS_ENV = "LINQ_SANDBOX_RETRY_DELAYS"
 #: Environment variable with the sandbox's tokens, separated by commas or white space (kept out of ``ps``).
 TOKENS_ENV = "LINQ_SANDBOX_TOKENS"
@@ -44,7 +45,13 @@ def read_tokens_file(path: str | Path) -> list[str]:
 
 
 def parse_delays(text: str) -> list[float]:
-    """``"0.1,0.2,0.4"`` -> ``[0.1, 0.2, 0.4]``; ValueError saying what is wrong otherwise."""
+    """``"0.1,0.2,0.4"`` -> ``[0.1, 0.2, 0.4]``, or a profile's name (``"classroom"``) -> its delays;
+    ValueError saying what is wrong otherwise."""
+    if text.strip().lower() in RETRY_PROFILES:
+        return list(RETRY_PROFILES[text.strip().lower()])
+    if text.strip() and not any(c.isdigit() for c in text):
+        raise ValueError(f"unknown retry profile {text[:40]!r}; the profiles are {', '.join(RETRY_PROFILES)}, "
+                         "or give seconds separated by commas, such as 0.1,0.2,0.4")
     try:
         delays = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -68,7 +75,9 @@ class Sandbox:
         host, port: where to listen; port 0 picks a free port.
         state: a SQLite file that keeps everything across restarts; None keeps it in memory.
         retry_delays: seconds to wait before each retry of a failed delivery (so also how
-            many retries); Linq's schedule of 10 retries over ~25 min by default.
+            many retries), or the name of one of :data:`RETRY_PROFILES` (``"linq"``,
+            ``"linq-2026-02"``, ``"linq-2026-10"``, ``"classroom"``, ``"none"``); Linq's
+            schedule of 10 retries over ~25 min by default. No partner can change it.
         delivery_timeout: seconds a receiver has to answer (Linq: 10).
         rate_limit: ``(limit, per_seconds)`` per partner, or None.
         max_body_bytes: larger request bodies get a 413.
@@ -91,7 +100,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         state: str | Path | None = None,
-        retry_delays: Sequence[float] | None = None,
+        retry_delays: Sequence[float] | str | None = None,
         delivery_timeout: float = 10.0,
         rate_limit: tuple[int, float] | None = None,
         max_body_bytes: int = 1_048_576,
@@ -111,6 +120,11 @@ class Sandbox:
         self.tokens: list[str] = [t for t in dict.fromkeys(tokens) if t]
         if not self.tokens:
             raise ValueError("Sandbox needs at least one non-empty token (or tokens=None for a random one)")
+        if isinstance(retry_delays, str):
+            if retry_delays not in RETRY_PROFILES:
+                raise ValueError(f"unknown retry profile {retry_delays!r}; the profiles are "
+                                 f"{', '.join(RETRY_PROFILES)}")
+            retry_delays = RETRY_PROFILES[retry_delays]
         delays = LINQ_RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
         if not all(isinstance(d, (int, float)) and 0 <= d < 86_400 for d in delays):
             raise ValueError("retry_delays must be finite numbers of seconds from 0 to 86400")
@@ -188,24 +202,27 @@ class Sandbox:
             raise ValueError("that token is not one of this sandbox's tokens")
         return partner_key(token)
 
-    def emit(self, event_type: str, data: dict[str, Any] | None = None, *, token: str | None = None
-             ) -> dict[str, Any]:
+    def emit(self, event_type: str, data: dict[str, Any] | None = None, *, token: str | None = None,
+             phone_number: str | None = None) -> dict[str, Any]:
         """Create an event with a realistic payload and queue it for every matching subscription.
 
-        Returns ``{"event_id", "event_type", "deliveries_queued"}``; deliveries happen in the background
-        (see :meth:`wait_for_deliveries`).
+        ``event_type`` is a v2 or a v3 name: v2 subscriptions get it in v2's form and v3 ones in
+        v3's, each under its own version's name (an event one version lacks goes to the other only).
+        ``phone_number`` makes it about that line (v3's ``phone_numbers`` filter). Returns
+        ``{"event_id", "event_type", "deliveries_queued", "forms"}``; deliveries happen in the
+        background (see :meth:`wait_for_deliveries`).
         """
-        if event_type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {event_type!r}; valid: {', '.join(EVENT_TYPES)}")
-        return self.app.emit(self._partner(token), event_type, data)
+        if event_type not in EVENT_NAMES:
+            raise ValueError(f"unknown event type {event_type!r}; valid: {', '.join(EVENT_NAMES)}")
+        return self.app.emit(self._partner(token), event_type, data, phone_number=phone_number)
 
     def deliveries(self, token: str | None = None) -> list[dict[str, Any]]:
         """The delivery log, one record per HTTP attempt, oldest first."""
         return self.store.attempts(self._partner(token))
 
-    def subscriptions(self, token: str | None = None) -> list[dict[str, Any]]:
-        """The partner's subscriptions as the API would return them (for asserting state)."""
-        return self.store.subscriptions(self._partner(token))
+    def subscriptions(self, token: str | None = None, *, api: str = "v2") -> list[dict[str, Any]]:
+        """The partner's subscriptions of version ``api`` as the API would return them (for asserting state)."""
+        return self.store.subscriptions(self._partner(token), wire.get(api).VERSION)
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no delivery is queued or in flight (True), or ``timeout`` passes (False)."""
@@ -233,5 +250,5 @@ class Sandbox:
         return f"<Sandbox {state} at {where}, {len(self.tokens)} partner(s), state={self.store.path!r}>"
 
     def _repr_html_(self) -> str:
-        return (f"<b>Linq v2 sandbox</b> {'running' if self.running else 'stopped'} at "
+        return (f"<b>Linq v2+v3 sandbox</b> {'running' if self.running else 'stopped'} at "
                 f"<code>{html.escape(self.url)}</code> · {len(self.tokens)} partner(s)")

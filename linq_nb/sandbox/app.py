@@ -1,11 +1,14 @@
-"""The sandbox's WSGI application: Linq's five v2 webhook-subscription endpoints, plus control routes.
+"""The sandbox's WSGI application: Linq's v2 and v3 webhook-subscription endpoints, plus control routes.
 
 Every rejected request gets the documented 4xx with one sentence per problem and
-changes no state. Status codes and shapes follow ``shared/docs/linq-v2-api.md``:
-401 (``Error`` shape) for a bad token, 404 for an unknown id or another
-partner's id, 422 for validation, 400 for a body that is not JSON or lacks the
-``webhook_subscription`` object, 413 for an oversized body, 429 with
-``Retry-After`` when rate limited.
+changes no state. v2 routes follow ``shared/docs/linq-v2-api.md``: 401 (``Error``
+shape) for a bad token, 404 for an unknown id or another partner's id, 422 for
+validation, 400 for a body that is not JSON or lacks the ``webhook_subscription``
+object, 413 for an oversized body, 429 with ``Retry-After`` when rate limited. v3
+routes (under ``/api/partner/v3/``) follow ``linq-v3-api.md``: Bearer auth, UUID ids,
+400 for validation, 409 for a ``target_url`` already used, every error in v3's shape.
+What differs is in :mod:`linq_nb.wire`; the endpoints take the version from the path.
+The control routes (``/_sandbox/...``) take either version's auth header.
 """
 
 from __future__ import annotations
@@ -26,34 +29,26 @@ from typing import Any
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
-from ..events import EVENT_TYPES, make_envelope, sample_data
-from ..signing import canonical_json
-from ..validation import shorten, subscription_problems
-from .store import LimitReached, Store, partner_key
+from .. import catalog, wire
+from ..validation import shorten
+from .store import Conflict, LimitReached, Store, partner_key
 
 __all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX", "RateLimiter", "Caps"]
 
 logger = logging.getLogger("linq_nb.sandbox")
 
-TOKEN_HEADER = "X-LINQ-INTEGRATION-TOKEN"
-API_PREFIX = "/api/partner/v2/webhook_subscriptions"
+TOKEN_HEADER = wire.v2.AUTH_HEADER
+API_PREFIX = wire.v2.COLLECTION_PATH
+_STATUS_NAMES = wire.v2.STATUS_NAMES
+#: Every event name the sandbox can trigger: v2's, then v3's that v2 lacks.
+EVENT_NAMES: tuple[str, ...] = tuple(dict.fromkeys((*wire.v2.EVENT_TYPES, *wire.v3.EVENT_TYPES)))
 
-_STATUS_NAMES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    422: "unprocessable_entity",
-    429: "too_many_requests",
-    500: "internal_server_error",
-    502: "bad_gateway",
-    503: "service_unavailable",
-    504: "gateway_timeout",
-}
-
-# (path, endpoint, methods): six fixed routes, matched by a dict look-up on the hot path.
+# (path, endpoint, methods): fixed routes, matched by a dict look-up on the hot path. The API version of an
+# endpoint is its path's (see _api_of); the collection and member endpoints serve every version.
 _ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
-    API_PREFIX: ("collection", ("GET", "POST")),
+    wire.v2.COLLECTION_PATH: ("collection", ("GET", "POST")),
+    wire.v3.COLLECTION_PATH: ("collection", ("GET", "POST")),
+    wire.v3.EVENTS_PATH or "": ("event_types", ("GET",)),
     "/_sandbox/events": ("emit", ("POST",)),
     "/_sandbox/deliveries": ("deliveries", ("GET",)),
     "/_sandbox/faults": ("faults", ("POST",)),
@@ -71,10 +66,18 @@ def _route(path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
     found = _ROUTES.get(path)
     if found is not None:
         return found[0], found[1], {}
-    if path.startswith(API_PREFIX + "/"):
-        sub_id = path[len(API_PREFIX) + 1:]
-        if "/" not in sub_id:
-            return _MEMBER[0], _MEMBER[1], {"sub_id": sub_id}
+    for version in wire.VERSIONS.values():
+        prefix = version.COLLECTION_PATH + "/"
+        if path.startswith(prefix) and "/" not in path[len(prefix):]:
+            return _MEMBER[0], _MEMBER[1], {"sub_id": path[len(prefix):]}
+    return None
+
+
+def _api_of(path: str) -> str | None:
+    """The API version a path belongs to ("v2", "v3"), or None for the control routes and unknown paths."""
+    for name, version in wire.VERSIONS.items():
+        if path.startswith(f"{version.BASE_PATH}/{name}/") or path.rstrip("/") == f"{version.BASE_PATH}/{name}":
+            return name
     return None
 
 
@@ -133,20 +136,33 @@ class SandboxRequest:
 
 
 class ApiError(Exception):
-    """A client's mistake, answered with ``status`` and the ``StandardError`` shape."""
+    """A client's mistake, answered with ``status`` in the route's version's error shape.
 
-    def __init__(self, status: int, message: str, errors: Iterable[str] = (), *, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    ``code`` is v2's error code (a name), ``number`` v3's; each version uses its own, or its default.
+    """
+
+    def __init__(self, status: int, message: str, errors: Iterable[str] = (), *, code: str | int | None = None,
+                 number: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = list(errors) or [message]
-        self.code = code or _STATUS_NAMES.get(status, "error")
+        self.code = code
+        self.number = number
         self.headers = headers or {}
+
+
+def error_reply(api: str | None, status: int, message: str, errors: Iterable[str] = (), *,
+                code: str | int | None = None, number: int | None = None,
+                headers: dict[str, str] | None = None) -> Reply:
+    """An error in the shape of version ``api`` (v2's for the control routes)."""
+    version = wire.get(api or "v2")
+    return Reply(status, version.error_body(status, message, errors, code=code, number=number), headers)
 
 
 def standard_error(status: int, message: str, errors: Iterable[str] = (), *, code: str | None = None,
                    headers: dict[str, str] | None = None) -> Reply:
+    """v2's ``StandardError``, whatever the status (waitress's own errors use it)."""
     body = {
         "status": _STATUS_NAMES.get(status, str(status)),
         "error_code": code or _STATUS_NAMES.get(status, "error"),
@@ -328,8 +344,8 @@ class SandboxApp:
             else:
                 logger.warning("%s %s: the state database is busy (%s); answered 503", request.method,
                                request.path[:200], exc)
-                reply = standard_error(503, "the sandbox's state database is busy (another process holds a lock "
-                                            "on it); retry in a moment", headers={"Retry-After": "1"})
+                reply = error_reply(_api_of(request.path), 503, "the sandbox's state database is busy (another "
+                                    "process holds a lock on it); retry in a moment", headers={"Retry-After": "1"})
         except Exception:  # our bug, never the client's: a request id for the answer, the traceback for the log
             reply = self._server_fault(request)
         return reply(start_response)
@@ -338,57 +354,78 @@ class SandboxApp:
     def _server_fault(request: SandboxRequest) -> Reply:
         request_id = uuid.uuid4().hex[:16]
         logger.exception("request %s: %s %s failed", request_id, request.method, request.path[:200])
-        reply = standard_error(500, f"the sandbox failed unexpectedly (request id {request_id}); this is a "
-                                    "linq_nb bug: please report it with that id")
+        reply = error_reply(_api_of(request.path), 500, f"the sandbox failed unexpectedly (request id "
+                            f"{request_id}); this is a linq_nb bug: please report it with that id")
         reply.body["request_id"] = request_id
+        if "trace_id" in reply.body:
+            reply.body["trace_id"] = request_id
         reply.headers = {"X-Request-ID": request_id}
         return reply
 
+    def _token(self, api: str | None, environ: dict[str, Any]) -> tuple[str | None, str]:
+        """(partner, why not) for a request: a version's route takes its own header, a control route either."""
+        versions = [wire.get(api)] if api else list(wire.VERSIONS.values())
+        for version in versions:
+            token = version.token_from_environ(environ)
+            if token:
+                partner = self.partners.get(token)
+                if partner is not None:
+                    return partner, ""
+                return None, f"the {version.AUTH_HEADER} header does not match any integration token of this sandbox"
+        if api is None:
+            return None, f"missing {wire.v2.AUTH_HEADER} or {wire.v3.AUTH_HEADER}: Bearer header"
+        others = [v for n, v in wire.VERSIONS.items() if n != api and v.token_from_environ(environ)]
+        hint = (f"; {others[0].AUTH_HEADER} is {others[0].VERSION}'s header, this is a {api} route"
+                if others else "")
+        shown = "Authorization: Bearer <token>" if wire.get(api).AUTH_HEADER == "Authorization" else TOKEN_HEADER
+        return None, f"missing {shown} header{hint}"
+
     def dispatch(self, request: SandboxRequest) -> Reply:
+        api_version = _api_of(request.path)
         route = _route(request.path)
         if route is None:
-            return standard_error(404, f"no such endpoint: {shorten(request.path)}; the API lives under {API_PREFIX}")
+            where = wire.get(api_version).COLLECTION_PATH if api_version else API_PREFIX
+            return error_reply(api_version, 404, f"no such endpoint: {shorten(request.path)}; the API lives under "
+                                                 f"{where}")
         endpoint, methods, args = route
         if request.method not in methods:
             allowed = ", ".join(methods)
-            return standard_error(405, f"{request.method[:20]} is not allowed on {shorten(request.path)}; "
-                                       f"use {allowed}", headers={"Allow": allowed})
+            return error_reply(api_version, 405, f"{request.method[:20]} is not allowed on "
+                                                 f"{shorten(request.path)}; use {allowed}", headers={"Allow": allowed})
         if endpoint == "health":
             return Reply(200, {"ok": True})
 
-        token = request.environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"))
-        partner = self.partners.get(token or "")
+        partner, why = self._token(api_version, request.environ)
         if partner is None:
-            detail = (f"missing {TOKEN_HEADER} header" if not token
-                      else f"the {TOKEN_HEADER} header does not match any integration token of this sandbox")
-            return Reply(401, {"errors": [
-                {"status": 401, "code": "unauthorized", "title": "Unauthorized", "detail": detail}]})
+            return error_reply(api_version, 401, why)
 
-        api = endpoint in ("collection", "member")
+        api = endpoint in ("collection", "member", "event_types")
         fault = self._take_fault(partner) if api else None
         if fault and not fault.after:
             self._sleep(partner, fault.delay)
             if fault.status is not None:
-                return self._fault_response(fault.status)
+                return self._fault_response(api_version, fault.status)
         wait = self._rate_limited(partner, api=api, event=endpoint == "emit")
         if wait is not None:
             seconds = max(1, math.ceil(wait))
-            return standard_error(429, f"rate limit exceeded; retry after {seconds} s",
-                                  headers={"Retry-After": str(seconds)})
+            return error_reply(api_version, 429, f"rate limit exceeded; retry after {seconds} s",
+                               headers={"Retry-After": str(seconds)})
+        kwargs = {**args, "api": api_version} if api else args
         try:
-            reply: Reply = getattr(self, f"_route_{endpoint}")(request, partner, **args)
+            reply: Reply = getattr(self, f"_route_{endpoint}")(request, partner, **kwargs)
         except ApiError as exc:
-            reply = standard_error(exc.status, exc.message, exc.errors, code=exc.code, headers=exc.headers)
+            reply = error_reply(api_version, exc.status, exc.message, exc.errors, code=exc.code,
+                                number=exc.number, headers=exc.headers)
         if fault and fault.after:
             self._sleep(partner, fault.delay)
             if fault.status is not None:
-                return self._fault_response(fault.status)
+                return self._fault_response(api_version, fault.status)
         return reply
 
     @staticmethod
-    def _fault_response(status: int) -> Reply:
+    def _fault_response(api: str | None, status: int) -> Reply:
         headers = {"Retry-After": "1"} if status == 429 else None
-        return standard_error(status, f"injected fault: the sandbox was told to answer {status}", headers=headers)
+        return error_reply(api, status, f"injected fault: the sandbox was told to answer {status}", headers=headers)
 
     # -- helpers -------------------------------------------------------------------
     def _body(self, request: SandboxRequest) -> Any:
@@ -399,97 +436,159 @@ class SandboxApp:
         if len(raw) > self.max_body_bytes:
             raise ApiError(413, f"request body is over the {self.max_body_bytes}-byte limit")
         if not raw.strip():
-            raise ApiError(400, "request body is empty; send a JSON object")
+            raise ApiError(400, "request body is empty; send a JSON object", number=1003)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ApiError(400, f"request body is not UTF-8 text (byte {exc.start}); send JSON in UTF-8") from None
+            raise ApiError(400, f"request body is not UTF-8 text (byte {exc.start}); send JSON in UTF-8",
+                           number=1003) from None
         try:
             body = json.loads(text, parse_constant=_refuse_constant)
         except RecursionError:
-            raise ApiError(400, "request body is JSON nested too deeply; send a flat object") from None
+            raise ApiError(400, "request body is JSON nested too deeply; send a flat object", number=1003) from None
         except ValueError as exc:
-            raise ApiError(400, f"request body is not valid JSON ({shorten(str(exc), 160)})") from None
+            raise ApiError(400, f"request body is not valid JSON ({shorten(str(exc), 160)})", number=1003) from None
         if _SURROGATE_ESCAPE.search(raw):
             try:
                 json.dumps(body, ensure_ascii=False).encode("utf-8")
             except UnicodeEncodeError:
                 raise ApiError(400, "request body has a lone UTF-16 surrogate escape (such as \\ud800) in a "
-                                    "string; send valid Unicode text") from None
+                                    "string; send valid Unicode text", number=1003) from None
         return body
 
-    def _subscription_body(self, request: SandboxRequest) -> dict[str, Any]:
-        body = self._body(request)
-        inner = body.get("webhook_subscription") if isinstance(body, dict) else None
-        if not isinstance(inner, dict):
-            raise ApiError(400, 'request body must be a JSON object {"webhook_subscription": {...}}')
-        problems = subscription_problems(inner, https_only_unless_loopback=True)
+    def _subscription_body(self, request: SandboxRequest, api: str, *, create: bool) -> dict[str, Any]:
+        version = wire.get(api)
+        fields = version.fields_of(self._body(request))
+        if fields is None:
+            raise ApiError(400, f"request body must be a JSON object {version.BODY_HINT}", number=1003)
+        check = version.create_problems if create else version.update_problems
+        problems = check(fields, https_only_unless_loopback=True)
         if problems:
-            raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
-        return inner
+            raise ApiError(version.VALIDATION_STATUS, "Validation failed: " + "; ".join(problems), problems,
+                           code=version.problem_code(problems), number=version.problem_code(problems))
+        return fields
 
     @staticmethod
-    def _id(sub_id: str) -> int:
-        if not (sub_id.isascii() and sub_id.isdigit()) or len(sub_id) > 18:
-            raise ApiError(404, f"webhook subscription id {shorten(sub_id, 40)} is not a valid id; ids are integers")
-        return int(sub_id)
+    def _id(sub_id: str, api: str) -> Any:
+        found = wire.get(api).parse_id(sub_id)
+        if found is None:
+            raise ApiError(404, f"webhook subscription id {shorten(sub_id, 40)} is not a valid id; "
+                                f"{wire.get(api).ID_DESCRIPTION}")
+        return found
 
-    def _found(self, sub: dict[str, Any] | None, sub_id: int) -> dict[str, Any]:
+    def _found(self, sub: dict[str, Any] | None, sub_id: Any) -> dict[str, Any]:
         if sub is None:
             raise ApiError(404, f"webhook subscription {sub_id} not found")
         return sub
 
     # -- endpoints -----------------------------------------------------------------
-    def _route_collection(self, request: SandboxRequest, partner: str) -> Reply:
+    def _route_collection(self, request: SandboxRequest, partner: str, api: str) -> Reply:
+        version = wire.get(api)
         if request.method == "GET":
-            return Reply(200, {"webhook_subscriptions": self.store.subscriptions(partner)})
-        body = self._subscription_body(request)
+            return Reply(200, version.list_body(self.store.subscriptions(partner, api)))
+        body = self._subscription_body(request, api, create=True)
+        secret = version.new_signing_secret()
         try:
-            created = self.store.create(partner, body, max_per_partner=self.caps.max_subscriptions)
+            created = self.store.create(partner, body, max_per_partner=self.caps.max_subscriptions, api=api,
+                                        secret=secret, unique_url=version.UNIQUE_URL)
         except LimitReached as exc:
-            raise ApiError(422, str(exc), code="subscription_limit_reached") from None
-        return Reply(201, {"webhook_subscription": created})
+            raise ApiError(422, str(exc), code="subscription_limit_reached", number=1005) from None
+        except Conflict as exc:
+            raise ApiError(409, str(exc), code="conflict", number=1005) from None
+        self._changed(partner, api, None, created)
+        return Reply(201, version.created_body(created, secret))
 
-    def _route_member(self, request: SandboxRequest, partner: str, sub_id: str) -> Reply:
-        sid = self._id(sub_id)
+    def _route_member(self, request: SandboxRequest, partner: str, sub_id: str, api: str) -> Reply:
+        version = wire.get(api)
+        sid = self._id(sub_id, api)
         if request.method == "GET":
-            return Reply(200, {"webhook_subscription": self._found(self.store.get(partner, sid), sid)})
+            return Reply(200, version.item_body(self._found(self.store.get(partner, sid, api), sid)))
         if request.method == "PUT":
-            body = self._subscription_body(request)
-            return Reply(200, {"webhook_subscription": self._found(self.store.update(partner, sid, body), sid)})
-        if not self.store.delete(partner, sid):
+            body = self._subscription_body(request, api, create=False)
+            before = self._found(self.store.get(partner, sid, api), sid)
+            try:
+                after = self._found(self.store.update(partner, sid, body, api=api, unique_url=version.UNIQUE_URL),
+                                    sid)
+            except Conflict as exc:
+                raise ApiError(409, str(exc), code="conflict", number=1005) from None
+            self._changed(partner, api, before, after)
+            return Reply(200, version.item_body(after))
+        before = self._found(self.store.get(partner, sid, api), sid)
+        if not self.store.delete(partner, sid, api):
             self._found(None, sid)
+        self._changed(partner, api, before, None)
         return Reply(204)
 
-    def emit(self, partner: str, event_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Create one event and queue it for every matching active subscription of ``partner``.
+    def _route_event_types(self, request: SandboxRequest, partner: str, api: str) -> Reply:
+        return Reply(200, wire.v3.events_body())
 
-        ValueError if its envelope is over ``caps.max_event_bytes``.
-        """
-        envelope = make_envelope(event_type, sample_data(event_type, data), event_id=str(uuid.uuid4()))
-        body = canonical_json(envelope)
+    def _changed(self, partner: str, api: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """Send the account events (v3's ``webhook_subscription.*``) a change makes; never fails the change."""
+        for event_type, data in wire.get(api).change_events(before, after):
+            try:
+                self._emit_form(partner, api, event_type, data)
+            except ValueError:  # over the size cap: the change stands, the event is not sent
+                logger.warning("account event %s of a partner was over the size cap; not sent", event_type)
+
+    def _emit_form(self, partner: str, api: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Queue one event, in version ``api``'s envelope, for that version's matching subscriptions."""
+        version = wire.get(api)
+        envelope = version.make_envelope(event_type, data, event_id=str(uuid.uuid4()), partner_id=partner)
+        body = version.encode(envelope)
         if len(body) > self.caps.max_event_bytes:
             raise ValueError(f"the event is {len(body)} bytes, over this sandbox's limit of "
                              f"{self.caps.max_event_bytes} bytes for one event; send less data")
-        queued = self.store.enqueue(partner, event_type, envelope["event_id"], body)
+        queued = self.store.enqueue(partner, event_type, envelope["event_id"], body, api=api,
+                                    phone_number=version.event_phone_number(data))
         if queued:
             self.on_enqueue()
         return {"event_id": envelope["event_id"], "event_type": event_type, "deliveries_queued": queued}
+
+    def emit(self, partner: str, event_type: str, data: dict[str, Any] | None = None, *,
+             phone_number: str | None = None) -> dict[str, Any]:
+        """Create one event and queue it for every matching active subscription of ``partner``, in each version.
+
+        Each version gets it under its own name for it (see :func:`linq_nb.catalog.name_in`), in its own
+        envelope and sample; an event that one version lacks goes to the other only. ``data`` overrides
+        fields of the sample of each version that knows the event under the name given; ``phone_number``
+        makes it an event about that line (v3 ``phone_numbers`` filters on it). Returns the event id and
+        type of the first version that has it, the deliveries queued in all, and ``forms``: each version's
+        ``{"event_id", "event_type", "deliveries_queued"}``. ValueError if an envelope is over
+        ``caps.max_event_bytes``.
+        """
+        forms: dict[str, dict[str, Any]] = {}
+        for api, version in wire.VERSIONS.items():
+            name = catalog.name_in(api, event_type)
+            if name is None:
+                continue
+            sample = version.sample_data(name, data if name == event_type else None)
+            if phone_number:
+                sample = version.with_phone_number(sample, phone_number)
+            forms[api] = self._emit_form(partner, api, name, sample)
+        if not forms:
+            raise ValueError(f"unknown event type {event_type!r}")
+        first = next(iter(forms.values()))
+        return {"event_id": first["event_id"], "event_type": event_type,
+                "deliveries_queued": sum(f["deliveries_queued"] for f in forms.values()), "forms": forms}
 
     def _route_emit(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object {"event_type": "...", "data": {...}}')
-        event_type, data = body.get("event_type"), body.get("data")
+        event_type, data, phone = body.get("event_type"), body.get("data"), body.get("phone_number")
         problems = []
-        if event_type not in EVENT_TYPES:
-            problems.append(f"event_type must be one of: {', '.join(EVENT_TYPES)}; got {shorten(event_type)}")
+        if event_type not in EVENT_NAMES:
+            problems.append(f"event_type must be a v2 or v3 event name, one of: {', '.join(EVENT_NAMES)}; "
+                            f"got {shorten(event_type)}")
         if data is not None and not isinstance(data, dict):
             problems.append("data must be a JSON object (fields to override in the sample payload)")
+        if phone is not None and (not isinstance(phone, str) or wire.v3.update_problems({"phone_numbers": [phone]})):
+            problems.append(f"phone_number must be a phone number in E.164 format, such as +14155551234; "
+                            f"got {shorten(phone, 30)}")
         if problems:
             raise ApiError(422, "Validation failed: " + "; ".join(problems), problems, code="validation_failed")
         try:
-            return Reply(202, self.emit(partner, str(event_type), data))
+            return Reply(202, self.emit(partner, str(event_type), data, phone_number=phone))
         except ValueError as exc:
             raise ApiError(413, str(exc)) from None
 
@@ -507,6 +606,9 @@ class SandboxApp:
             if name not in query:
                 continue
             text = query[name]
+            if name == "subscription_id" and wire.v3.parse_id(text):  # a v3 subscription's UUID
+                page[name] = wire.v3.parse_id(text)
+                continue
             if not (text.isascii() and text.isdigit()) or len(text) > 18 or (top and not 1 <= int(text) <= top):
                 bound = f" from 1 to {top}" if top else ""
                 problems.append(f"{name} must be a whole number{bound}, got {shorten(text, 40)}")

@@ -1,11 +1,13 @@
 """The sandbox's webhook delivery worker: sign, POST, retry with backoff, count.
 
-Delivery follows the project's v2 rules (``shared/docs/linq-v2-api.md``): the
-canonical JSON envelope is POSTed with ``X-Webhook-Signature`` when the
-subscription has a secret; a 2xx is success; a 5xx, a 429, a timeout or a
-connection error is retried after ``retry_delays[n]`` with the same
-``event_id``; any other status is final. Every attempt moves
-``delivery_attempts``; a success sets ``last_delivered_at``.
+Delivery follows Linq's rules for the subscription's version (``shared/docs/linq-v2-api.md``,
+``linq-v3-api.md``), its request built by :mod:`linq_nb.wire`: v2's canonical JSON envelope
+with ``X-Webhook-Signature`` when the subscription has a secret; v3's envelope with both
+header sets (Standard Webhooks and the legacy ``X-Webhook-*``), signed at each attempt.
+A 2xx is success; a 5xx, a 429, a timeout or a connection error is retried after
+``retry_delays[n]`` with the same ``event_id``; any other status is final. Every attempt
+is logged; on v2 it moves ``delivery_attempts`` and a success sets ``last_delivered_at``.
+The schedules are named profiles (:data:`RETRY_PROFILES`); the operator picks one.
 
 Each attempt has one hard deadline for connecting, sending and reading together
 (Linq's 10 s): a watchdog closes the socket of an attempt past it, so a receiver
@@ -34,15 +36,28 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from .. import __version__
-from ..signing import SIGNATURE_HEADER, sign
+from .. import __version__, wire
 from .store import Job, Store, now_iso
 
-__all__ = ["Deliverer", "LINQ_RETRY_DELAYS", "USER_AGENT", "MAX_ANSWER_BYTES"]
+__all__ = ["Deliverer", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "RETRY_PROFILES", "USER_AGENT",
+           "MAX_ANSWER_BYTES"]
 
 #: Ten retries over about 25 minutes, as Linq documents for v3.
 LINQ_RETRY_DELAYS: tuple[float, ...] = (5, 10, 20, 40, 80, 160, 300, 300, 300, 300)
-USER_AGENT = f"linq-nb-sandbox/{__version__} (Linq v2 imitation)"
+#: A fast schedule for notebooks and classrooms: five retries within about 15 seconds.
+CLASSROOM_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8)
+#: Retry schedules by name: seconds before each retry. Linq's documented ones changed over 2026.
+RETRY_PROFILES: dict[str, tuple[float, ...]] = {
+    # "up to 10 times over ~25 minutes" (Linq's docs, March to August 2026): the default
+    "linq": LINQ_RETRY_DELAYS,
+    # 6 attempts, "2s, 4s, 8s, 16s, 30s" (the February 2026 OpenAPI spec)
+    "linq-2026-02": (2, 4, 8, 16, 30),
+    # "exponential backoff for up to 30 minutes" (linq-python 0.65.0, October 2026)
+    "linq-2026-10": (5, 10, 20, 40, 80, 160, 320, 600, 600),
+    "classroom": CLASSROOM_RETRY_DELAYS,
+    "none": (),
+}
+USER_AGENT = f"linq-nb-sandbox/{__version__} (Linq imitation)"
 #: The most of a receiver's answer that is read; the rest is never taken off the socket.
 MAX_ANSWER_BYTES = 65_536
 
@@ -260,18 +275,14 @@ class Deliverer:
         if target is None:  # deleted or deactivated since: inactive subscriptions receive nothing
             self.store.drop(job)
             return
-        url, secret = target
+        version = wire.get(target.api)
         body = self.store.body(job)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Webhook-Event": job.event_type,
-            "X-Webhook-Subscription-ID": str(job.subscription_id),
-        }
-        if secret:
-            headers[SIGNATURE_HEADER] = sign(body, secret)
+        headers = version.delivery_headers(  # signed now: a retry carries a fresh timestamp, the same event id
+            body, secret=target.secret, event_type=job.event_type, event_id=job.event_id,
+            subscription_id=target.subscription_id, timestamp=int(time.time()), user_agent=USER_AGENT,
+            extra=version.routing_headers(target.routing_key_header, target.routing_id_header, body))
         started_at, t0 = now_iso(), time.perf_counter()
-        status, error = self.send(job.id, url, body, headers, time.monotonic() + self.timeout)
+        status, error = self.send(job.id, target.url, body, headers, time.monotonic() + self.timeout)
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = status is not None and 200 <= status < 300
         retry_at = None

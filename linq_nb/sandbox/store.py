@@ -21,6 +21,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import wire
 from ..models import format_datetime
 
 try:
@@ -35,7 +37,8 @@ try:
 except ImportError:  # pragma: no cover - not on Windows: no lock there
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Store", "Job", "partner_key", "now_iso", "LimitReached", "StateInUse", "DEFAULT_MAX_ATTEMPTS"]
+__all__ = ["Store", "Job", "Target", "partner_key", "now_iso", "LimitReached", "Conflict", "StateInUse",
+           "DEFAULT_MAX_ATTEMPTS"]
 
 #: Attempts kept in the log per partner.
 DEFAULT_MAX_ATTEMPTS = 10_000
@@ -94,12 +97,21 @@ CREATE TABLE IF NOT EXISTS events (
     body     BLOB NOT NULL
 );
 """
+# Columns added for v3 (issue 9): (table, column, declaration). Added to older state files on open.
+_ADDED_COLUMNS = (
+    ("subscriptions", "api", "TEXT NOT NULL DEFAULT 'v2'"),
+    ("subscriptions", "uid", "TEXT"),                 # v3's public id (a UUID); v2's is the integer id
+    ("subscriptions", "phone_numbers", "TEXT"),        # comma-joined E.164 numbers, or NULL: every line
+    ("subscriptions", "routing_key_header", "TEXT"),
+    ("subscriptions", "routing_id_header", "TEXT"),
+    ("attempts", "subscription_ref", "TEXT"),          # the subscription's public id as text, for v3's UUIDs
+)
 # jobs.body is empty for a job whose body is in events (all new ones); older state files had it inline.
 
-# The API's subscription object, column by column (see _public). Events are stored comma-joined:
-# validated event names never contain a comma.
-_PUBLIC_COLUMNS = ("id, webhook_url, version, events, active, secret IS NOT NULL, last_delivered_at,"
-                   " delivery_attempts, created_at, updated_at")
+# A subscription's record, column by column (see _record). Events and phone numbers are stored comma-joined:
+# validated event names and E.164 numbers never contain a comma.
+_RECORD_COLUMNS = ("id, api, uid, webhook_url, version, events, active, secret IS NOT NULL, last_delivered_at,"
+                   " delivery_attempts, created_at, updated_at, phone_numbers, routing_key_header, routing_id_header")
 
 
 def partner_key(token: str) -> str:
@@ -124,24 +136,49 @@ class Job:
     attempts: int  # attempts made so far
 
 
-def _public(row: Sequence[Any]) -> dict[str, Any]:
-    """A row of ``_PUBLIC_COLUMNS`` as the API's subscription object."""
+def _split(text: str | None) -> list[str]:
+    return text.split(",") if text else []
+
+
+def _record(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``_RECORD_COLUMNS`` as a version-neutral record (see :mod:`linq_nb.wire.v2`)."""
     return {
-        "id": row[0],
-        "webhook_url": row[1],
-        "version": row[2],
-        "events": row[3].split(",") if row[3] else [],
-        "active": bool(row[4]),
-        "secret_configured": bool(row[5]),
-        "last_delivered_at": row[6],
-        "delivery_attempts": row[7],
-        "created_at": row[8],
-        "updated_at": row[9],
+        "key": row[0],
+        "api": row[1],
+        "id": row[2] if row[1] != "v2" else row[0],
+        "url": row[3],
+        "version": row[4],
+        "events": _split(row[5]),
+        "active": bool(row[6]),
+        "has_secret": bool(row[7]),
+        "last_delivered_at": row[8],
+        "delivery_attempts": row[9],
+        "created_at": row[10],
+        "updated_at": row[11],
+        "phone_numbers": _split(row[12]) or None,
+        "routing_key_header": row[13],
+        "routing_id_header": row[14],
     }
 
 
-def _copy(sub: dict[str, Any]) -> dict[str, Any]:
-    return {**sub, "events": list(sub["events"])}
+class Conflict(ValueError):
+    """A v3 ``target_url`` is in use by another subscription of the partner (``holder``: its id)."""
+
+    def __init__(self, message: str, holder: object) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to deliver a job now."""
+
+    url: str
+    secret: str | None
+    api: str
+    subscription_id: object  # the public id: an int for v2, a UUID string for v3
+    routing_key_header: str | None
+    routing_id_header: str | None
 
 
 class Store:
@@ -165,16 +202,40 @@ class Store:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except BaseException:
             self._release()
             raise
         self._attempt_counts: dict[str, int] = {
             row[0]: row[1] for row in self._db.execute("SELECT partner, COUNT(*) FROM attempts GROUP BY partner")}
         # SQLite is the record; this is a read model of it, kept in step by every write below, so that
-        # list and get (most of the traffic) never touch the database. partner -> id -> API object.
-        self._subs: dict[str, dict[int, dict[str, Any]]] = {}
-        for row in self._db.execute(f"SELECT partner, {_PUBLIC_COLUMNS} FROM subscriptions ORDER BY id"):
-            self._subs.setdefault(row[0], {})[row[1]] = _public(tuple(row)[1:])
+        # list and get (most of the traffic) never touch the database. (api, partner) -> public id -> record,
+        # and the API objects built from them, kept until the record changes.
+        self._subs: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
+        self._by_key: dict[int, dict[str, Any]] = {}
+        self._objects: dict[int, dict[str, Any]] = {}
+        for row in self._db.execute(f"SELECT partner, {_RECORD_COLUMNS} FROM subscriptions ORDER BY id"):
+            self._remember(row[0], _record(tuple(row)[1:]))
+
+    def _migrate(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_uid ON subscriptions (uid)")
+
+    def _remember(self, partner: str, record: dict[str, Any]) -> None:
+        record["partner"] = partner
+        self._subs.setdefault((record["api"], partner), {})[record["id"]] = record
+        self._by_key[record["key"]] = record
+        self._objects.pop(record["key"], None)
+
+    def _object(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The API object of ``record`` (a fresh copy: callers may change it)."""
+        obj = self._objects.get(record["key"])
+        if obj is None:
+            obj = self._objects[record["key"]] = wire.get(record["api"]).subscription_object(record)
+        return {k: list(v) if isinstance(v, list) else v for k, v in obj.items()}
 
     def _claim(self, path: str) -> None:
         """Owner-only files, and this process alone on them (StateInUse names the one that has them)."""
@@ -223,74 +284,131 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     # -- subscriptions -------------------------------------------------------------
-    def subscriptions(self, partner: str) -> list[dict[str, Any]]:
+    # ``api`` is "v2" or "v3"; ids are the version's public ids; bodies are the version's API fields,
+    # already validated (see linq_nb.wire). The two versions' lists of a partner are separate.
+    def subscriptions(self, partner: str, api: str = "v2") -> list[dict[str, Any]]:
         with self._lock:
-            return [_copy(sub) for sub in self._subs.get(partner, {}).values()]
+            return [self._object(r) for r in self._subs.get((api, partner), {}).values()]
 
-    def get(self, partner: str, sub_id: int) -> dict[str, Any] | None:
+    def get(self, partner: str, sub_id: Any, api: str = "v2") -> dict[str, Any] | None:
         with self._lock:
-            sub = self._subs.get(partner, {}).get(sub_id)
-            return _copy(sub) if sub is not None else None
+            record = self._subs.get((api, partner), {}).get(sub_id)
+            return self._object(record) if record is not None else None
+
+    def count(self, partner: str) -> int:
+        """The partner's subscriptions in every version."""
+        with self._lock:
+            return sum(len(subs) for (_, p), subs in self._subs.items() if p == partner)
+
+    def _holder(self, partner: str, api: str, url: str, other_than: Any = None) -> dict[str, Any] | None:
+        return next((r for r in self._subs.get((api, partner), {}).values()
+                     if r["url"] == url and r["id"] != other_than), None)
 
     # Each write is committed before it returns (one statement, or one transaction), then mirrored.
-    def create(self, partner: str, body: Mapping[str, Any], *, max_per_partner: int | None = None) -> dict[str, Any]:
-        """Store a new subscription; LimitReached if the partner has ``max_per_partner`` already."""
+    def create(self, partner: str, body: Mapping[str, Any], *, max_per_partner: int | None = None,
+               api: str = "v2", secret: str | None = None, unique_url: bool = False) -> dict[str, Any]:
+        """Store a new subscription and return its API object.
+
+        LimitReached if the partner has ``max_per_partner`` subscriptions (all versions) already;
+        Conflict if ``unique_url`` and another of its ``api`` subscriptions has this URL.
+        ``secret`` is the secret to keep when the body does not carry one (v3 makes its own).
+        """
+        fields = wire.get(api).record_fields(body, create=True)
         stamp = now_iso()
-        secret = body.get("secret") or None
+        secret = fields.get("secret") or secret
+        uid = str(uuid.uuid4()) if api != "v2" else None
         with self._lock:
-            if max_per_partner is not None and len(self._subs.get(partner, {})) >= max_per_partner:
+            if max_per_partner is not None and self.count(partner) >= max_per_partner:
                 raise LimitReached(f"this partner has {max_per_partner} subscriptions, the most this sandbox "
                                    "allows; delete some before creating more")
+            holder = self._holder(partner, api, fields["url"]) if unique_url else None
+            if holder is not None:
+                raise Conflict(f"target_url {fields['url'][:200]} is already used by webhook subscription "
+                               f"{holder['id']}; each target_url can be used once per account: update that "
+                               "subscription, or make the URL unique (for example add ?line=2)", holder["id"])
+            phones = fields.get("phone_numbers")
             cur = self._db.execute(
-                "INSERT INTO subscriptions (partner, webhook_url, version, events, active, secret, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (partner, body["webhook_url"], body["version"], ",".join(body["events"]),
-                 int(body.get("active", True)), secret, stamp, stamp),
+                "INSERT INTO subscriptions (partner, api, uid, webhook_url, version, events, active, secret,"
+                " phone_numbers, routing_key_header, routing_id_header, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (partner, api, uid, fields["url"], fields["version"], ",".join(fields["events"]),
+                 int(fields.get("active", True)), secret, ",".join(phones) if phones else None,
+                 fields.get("routing_key_header"), fields.get("routing_id_header"), stamp, stamp),
             )
-            sub = _public((cur.lastrowid, body["webhook_url"], body["version"], ",".join(body["events"]),
-                           body.get("active", True), secret is not None, None, 0, stamp, stamp))
-            self._subs.setdefault(partner, {})[sub["id"]] = sub
-            return _copy(sub)
+            key = int(cur.lastrowid or 0)
+            record = {"key": key, "api": api, "id": uid if uid is not None else key, "url": fields["url"],
+                      "version": fields["version"], "events": list(fields["events"]),
+                      "active": bool(fields.get("active", True)), "has_secret": secret is not None,
+                      "last_delivered_at": None, "delivery_attempts": 0, "created_at": stamp, "updated_at": stamp,
+                      "phone_numbers": list(phones) if phones else None,
+                      "routing_key_header": fields.get("routing_key_header"),
+                      "routing_id_header": fields.get("routing_id_header")}
+            self._remember(partner, record)
+            return self._object(record)
 
-    def update(self, partner: str, sub_id: int, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Replace the fields; a body without ``secret`` keeps the stored one. None if no such id."""
+    def update(self, partner: str, sub_id: Any, body: Mapping[str, Any], *, api: str = "v2",
+               unique_url: bool = False) -> dict[str, Any] | None:
+        """Change the fields the body names (v2: all but an absent ``secret``); None if no such id.
+
+        Conflict as for :meth:`create` when the new URL is another subscription's.
+        """
+        fields = wire.get(api).record_fields(body, create=False)
         stamp = now_iso()
-        secret = body.get("secret") or None
         with self._lock:
-            sub = self._subs.get(partner, {}).get(sub_id)
-            if sub is None:
+            record = self._subs.get((api, partner), {}).get(sub_id)
+            if record is None:
                 return None
+            if unique_url and "url" in fields:
+                holder = self._holder(partner, api, fields["url"], other_than=sub_id)
+                if holder is not None:
+                    raise Conflict(f"target_url {fields['url'][:200]} is already used by webhook subscription "
+                                   f"{holder['id']}; each target_url can be used once per account", holder["id"])
+            new = {**record, **{k: v for k, v in fields.items() if k != "secret"}, "updated_at": stamp}
+            if "secret" in fields:
+                new["has_secret"] = fields["secret"] is not None
+            phones = new.get("phone_numbers")
             self._db.execute(
                 "UPDATE subscriptions SET webhook_url = ?, version = ?, events = ?, active = ?,"
-                " secret = CASE WHEN ? THEN ? ELSE secret END, updated_at = ? WHERE id = ?",
-                (body["webhook_url"], body["version"], ",".join(body["events"]), int(body.get("active", True)),
-                 "secret" in body, secret, stamp, sub_id),
+                " secret = CASE WHEN ? THEN ? ELSE secret END, phone_numbers = ?, routing_key_header = ?,"
+                " routing_id_header = ?, updated_at = ? WHERE id = ?",
+                (new["url"], new["version"], ",".join(new["events"]), int(new["active"]), "secret" in fields,
+                 fields.get("secret"), ",".join(phones) if phones else None, new.get("routing_key_header"),
+                 new.get("routing_id_header"), stamp, record["key"]),
             )
-            sub.update(webhook_url=body["webhook_url"], version=body["version"], events=list(body["events"]),
-                       active=bool(body.get("active", True)), updated_at=stamp)
-            if "secret" in body:
-                sub["secret_configured"] = secret is not None
-            return _copy(sub)
+            new["events"] = list(new["events"])
+            self._remember(partner, new)
+            return self._object(new)
 
-    def delete(self, partner: str, sub_id: int) -> bool:
+    def delete(self, partner: str, sub_id: Any, api: str = "v2") -> bool:
         with self._lock:
-            if self._subs.get(partner, {}).pop(sub_id, None) is None:
+            record = self._subs.get((api, partner), {}).pop(sub_id, None)
+            if record is None:
                 return False
+            self._by_key.pop(record["key"], None)
+            self._objects.pop(record["key"], None)
             with self._tx() as db:
-                db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
-                db.execute("DELETE FROM jobs WHERE subscription_id = ?", (sub_id,))
+                db.execute("DELETE FROM subscriptions WHERE id = ?", (record["key"],))
+                db.execute("DELETE FROM jobs WHERE subscription_id = ?", (record["key"],))
                 db.execute("DELETE FROM events WHERE event_id NOT IN (SELECT event_id FROM jobs)")
         return True
 
     # -- deliveries ----------------------------------------------------------------
-    def enqueue(self, partner: str, event_type: str, event_id: str, body: bytes) -> int:
-        """Queue ``body`` for every active subscription of ``partner`` to ``event_type``."""
+    def enqueue(self, partner: str, event_type: str, event_id: str, body: bytes, *, api: str = "v2",
+                phone_number: str | None = None) -> int:
+        """Queue ``body`` for every active ``api`` subscription of ``partner`` to ``event_type``.
+
+        A subscription with ``phone_numbers`` gets an event about a line only if the line is one of
+        them; an event about no line (``phone_number`` None: an account event) reaches it anyway.
+        """
         when = time.time()
         with self._tx() as db:
             rows = db.execute(
-                "SELECT id, events FROM subscriptions WHERE partner = ? AND active = 1 ORDER BY id", (partner,)
+                "SELECT id, events, phone_numbers FROM subscriptions WHERE partner = ? AND api = ? AND active = 1"
+                " ORDER BY id", (partner, api)
             ).fetchall()
-            targets = [r["id"] for r in rows if event_type in r["events"].split(",")]
+            targets = [r["id"] for r in rows if event_type in r["events"].split(",")
+                       and (phone_number is None or not r["phone_numbers"]
+                            or phone_number in r["phone_numbers"].split(","))]
             if not targets:
                 return 0
             db.execute("INSERT OR REPLACE INTO events (event_id, body) VALUES (?, ?)", (event_id, body))
@@ -338,13 +456,15 @@ class Store:
     def pending_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM jobs")[0][0])
 
-    def target(self, job: Job) -> tuple[str, str | None] | None:
-        """(webhook_url, secret) to deliver ``job`` to now, or None if it should be dropped."""
-        rows = self._query("SELECT webhook_url, secret, active FROM subscriptions WHERE id = ?",
-                           (job.subscription_id,))
+    def target(self, job: Job) -> Target | None:
+        """Where and how to deliver ``job`` now, or None if it should be dropped."""
+        rows = self._query("SELECT webhook_url, secret, active, api, uid, routing_key_header, routing_id_header"
+                           " FROM subscriptions WHERE id = ?", (job.subscription_id,))
         if not rows or not rows[0]["active"]:
             return None
-        return rows[0]["webhook_url"], rows[0]["secret"]
+        r = rows[0]
+        return Target(r["webhook_url"], r["secret"], r["api"], r["uid"] if r["api"] != "v2" else job.subscription_id,
+                      r["routing_key_header"], r["routing_id_header"])
 
     def drop(self, job: Job) -> None:
         with self._tx() as db:
@@ -357,11 +477,13 @@ class Store:
         attempt = job.attempts + 1
         stamp = now_iso()
         with self._tx() as db:
+            record = self._by_key.get(job.subscription_id)
+            ref = str(record["id"]) if record is not None and record["api"] != "v2" else None
             db.execute(
                 "INSERT INTO attempts (partner, event_id, event_type, subscription_id, attempt, status_code, error,"
-                " ok, started_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " ok, started_at, duration_ms, subscription_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.partner, job.event_id, job.event_type, job.subscription_id, attempt, status_code, error,
-                 int(ok), started_at, duration_ms),
+                 int(ok), started_at, duration_ms, ref),
             )
             db.execute(
                 "UPDATE subscriptions SET delivery_attempts = delivery_attempts + 1,"
@@ -379,11 +501,11 @@ class Store:
                            " ORDER BY id LIMIT ?)", (job.partner, kept - self.max_attempts))
                 kept = self.max_attempts
             self._attempt_counts[job.partner] = kept
-            sub = self._subs.get(job.partner, {}).get(job.subscription_id)
-            if sub is not None:
-                sub["delivery_attempts"] += 1
+            if record is not None:
+                record["delivery_attempts"] += 1
                 if ok:
-                    sub["last_delivered_at"] = stamp
+                    record["last_delivered_at"] = stamp
+                self._objects.pop(record["key"], None)
 
     def attempts(self, partner: str | None = None) -> list[dict[str, Any]]:
         """Every kept attempt (of one partner, or all), oldest first."""
@@ -394,12 +516,17 @@ class Store:
         return [_attempt(r) for r in rows]
 
     def attempts_page(self, partner: str, *, limit: int, cursor: int | None = None,
-                      subscription_id: int | None = None, event_id: str | None = None
+                      subscription_id: int | str | None = None, event_id: str | None = None
                       ) -> tuple[list[dict[str, Any]], str | None]:
-        """Up to ``limit`` attempts after ``cursor``, oldest first, and the cursor of the next page (or None)."""
+        """Up to ``limit`` attempts after ``cursor``, oldest first, and the cursor of the next page (or None).
+
+        ``subscription_id`` is a v2 id (an int) or a v3 one (a UUID string).
+        """
         sql, args = "SELECT * FROM attempts WHERE partner = ? AND id > ?", [partner, cursor or 0]
-        if subscription_id is not None:
-            sql, args = sql + " AND subscription_id = ?", [*args, subscription_id]
+        if isinstance(subscription_id, str):
+            sql, args = sql + " AND subscription_ref = ?", [*args, subscription_id]
+        elif subscription_id is not None:
+            sql, args = sql + " AND subscription_id = ? AND subscription_ref IS NULL", [*args, subscription_id]
         if event_id is not None:
             sql, args = sql + " AND event_id = ?", [*args, event_id]
         rows = self._query(sql + " ORDER BY id LIMIT ?", [*args, limit + 1])
@@ -412,7 +539,7 @@ def _attempt(r: sqlite3.Row) -> dict[str, Any]:
     return {
         "event_id": r["event_id"],
         "event_type": r["event_type"],
-        "subscription_id": r["subscription_id"],
+        "subscription_id": r["subscription_ref"] or r["subscription_id"],
         "attempt": r["attempt"],
         "status_code": r["status_code"],
         "error": r["error"],
