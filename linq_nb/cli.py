@@ -1,8 +1,13 @@
-"""The ``linq-nb`` command: ``sandbox``, ``trigger`` and ``receiver``.
+"""The linq-nb command: serve a Linq v2 sandbox, send events through it, receive webhooks.
 
-    linq-nb sandbox --port 8765 --token alice --token bob --state classroom.sqlite
-    linq-nb trigger message.received --url http://127.0.0.1:8765 --token alice
-    linq-nb receiver --port 8766 --secret whsec_123
+examples:
+  linq-nb sandbox                                   # a sandbox on http://127.0.0.1:8765 with a random token
+  linq-nb sandbox --port 8765 --token alice --token bob --state classroom.sqlite
+  linq-nb trigger message.received --token alice    # send one event through a running sandbox
+  linq-nb receiver --port 8766 --secret whsec_123   # a local endpoint that verifies signatures
+  linq-nb app                                       # the support app (Voila) on http://127.0.0.1:8866/
+
+Run "linq-nb COMMAND --help" for a command's options. In a checkout, the command is .venv/bin/linq-nb.
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .events import EVENT_TYPES
 from .validation import is_loopback_host
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 __all__ = ["main"]
 
@@ -53,7 +63,58 @@ def _read_tokens(args: argparse.Namespace) -> list[str]:
     return tokens
 
 
+def _reachable_hosts(host: str) -> list[str]:
+    """The addresses other machines can use for a server bound to ``host``.
+
+    A wildcard (``0.0.0.0``, ``::`` or empty) is no address to connect to: list this machine's
+    non-loopback addresses instead (from its host name, and from the route a UDP socket would take,
+    which sends nothing). Loopback when nothing else is found; any other host as it is.
+    """
+    import ipaddress
+    import socket
+
+    if host not in ("0.0.0.0", "::", ""):
+        return [host]
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    found: list[str] = []
+    with suppress(OSError):
+        infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
+        found += [str(info[4][0]) for info in infos]
+    probe = "2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1"  # documentation ranges: never reached
+    with suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as udp:
+        udp.connect((probe, 9))  # UDP connect only picks a route; no packet is sent
+        found.append(udp.getsockname()[0])
+    usable = []
+    for address in dict.fromkeys(a.split("%")[0] for a in found):
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if not (ip.is_loopback or ip.is_unspecified or ip.is_link_local):
+            usable.append(address)
+    return usable or (["::1"] if family == socket.AF_INET6 else ["127.0.0.1"])
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise the OSError that binding ``host:port`` would raise (as the server binds: address reuse on)."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    import errno
+
+    from ._accesslog import AccessLog
     from .sandbox import Sandbox, StateInUse
 
     tokens = _read_tokens(args) or None
@@ -68,22 +129,77 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"linq-nb sandbox: {exc}", file=sys.stderr)
         return 2
+    if not args.quiet:  # one line per request on stderr; the ServerThread serves whatever app it holds
+        sandbox._server.app = AccessLog(sandbox.app, sys.stderr, sandbox.tokens)
     if not is_loopback_host(args.host):
         print(f"WARNING: listening on {args.host}: anyone who can reach this port and holds one of the tokens can "
               "use this sandbox, and its webhooks go wherever subscriptions point.", file=sys.stderr)
-    shown = ", ".join(sandbox.tokens[:5]) + (f" (+{len(sandbox.tokens) - 5} more)" if len(sandbox.tokens) > 5 else "")
 
     def ready(url: str) -> None:
-        print(f"Linq v2 sandbox on {url}  token(s): {shown}", flush=True)
-        print(f"  export LINQ_API_BASE_URL={url} LINQ_INTEGRATION_TOKEN=<token>   # Ctrl-C stops", flush=True)
+        port = int(url.rsplit(":", 1)[1])
+        urls = [_url(h, port) for h in _reachable_hosts(args.host)]
+        many = len(sandbox.tokens) > 1
+        shown = ", ".join(sandbox.tokens[:5]) + (f" (+{len(sandbox.tokens) - 5} more)" if len(sandbox.tokens) > 5
+                                                 else "")
+        print(f"Linq v2 sandbox on {urls[0]}  token{'s' if many else ''}: {shown}", flush=True)
+        for other in urls[1:]:
+            print(f"  also reachable at {other}", flush=True)
+        token = "<one of the tokens>" if many else sandbox.tokens[0]
+        print(f"  export LINQ_API_BASE_URL={urls[0]} LINQ_INTEGRATION_TOKEN={token}", flush=True)
+        print("  Ctrl-C stops it" + ("" if args.quiet else "; one line per request follows (--quiet: none)"),
+              flush=True)
 
     try:
+        _check_port(args.host, args.port)  # werkzeug would print its own message and exit, naming no option
         sandbox.serve_forever(ready)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"linq-nb sandbox: port {args.port} on {args.host} is already in use (another linq-nb sandbox?). "
+                  f"Stop that one, or choose another port with --port, e.g. --port {args.port + 1} "
+                  "(--port 0 picks a free one).", file=sys.stderr)
+        elif exc.errno == errno.EACCES:
+            print(f"linq-nb sandbox: not allowed to listen on port {args.port} (ports below 1024 need root). "
+                  "Choose another with --port, e.g. --port 8765.", file=sys.stderr)
+        else:
+            print(f"linq-nb sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+                  "Check --host and --port.", file=sys.stderr)
+        return 1
     finally:
         sandbox.store.close()
     return 0
+
+
+def _refusal(resp: requests.Response) -> str:
+    """The sandbox's own message from an error answer, not its raw JSON."""
+    try:
+        body = resp.json()
+        found = body.get("errors") or [body["message"]]
+        messages = [str(m.get("detail") or m.get("title") or m) if isinstance(m, dict) else str(m) for m in found]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return resp.text[:300]
+    return "; ".join(messages)[:500]
+
+
+def _why_nobody(args: argparse.Namespace, token: str) -> str:
+    """Why an event reached no subscription, from the token's subscriptions (best effort)."""
+    import requests
+
+    try:
+        resp = requests.get(args.url.rstrip("/") + "/api/partner/v2/webhook_subscriptions",
+                            headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
+        subs = resp.json()["webhook_subscriptions"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return "no active subscription of this token receives it."
+    if not subs:
+        return "this token has no subscriptions yet; create one first (linq_nb: client.create_subscription)."
+    inactive = [s["id"] for s in subs if args.event_type in s.get("events", ()) and not s.get("active", True)]
+    if inactive:
+        return (f"the subscription(s) for it are inactive: {', '.join(f'#{i}' for i in inactive)}; "
+                "activate one (client.update_subscription(id, active=True)).")
+    return (f"none of this token's {len(subs)} subscription(s) lists {args.event_type}; add it to one "
+            "(client.update_subscription(id, events=[...])) or trigger an event they list.")
 
 
 def _cmd_trigger(args: argparse.Namespace) -> int:
@@ -104,13 +220,25 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
                              headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
     except requests.RequestException as exc:
         print(f"linq-nb trigger: could not reach the sandbox at {args.url} ({type(exc).__name__}); "
-              "is `linq-nb sandbox` running?", file=sys.stderr)
+              "is `linq-nb sandbox` running? Give its address with --url.", file=sys.stderr)
+        return 1
+    if resp.status_code in (401, 403):
+        print(f"linq-nb trigger: the sandbox at {args.url} refused the token ({resp.status_code}). Use one of the "
+              "tokens `linq-nb sandbox` printed when it started (--token or LINQ_INTEGRATION_TOKEN).",
+              file=sys.stderr)
+        return 1
+    if resp.status_code == 404:
+        print(f"linq-nb trigger: {args.url} has no /_sandbox/events route (404): is it a linq-nb sandbox? "
+              "The live API cannot trigger events.", file=sys.stderr)
         return 1
     if resp.status_code != 202:
-        print(f"linq-nb trigger: the sandbox answered {resp.status_code}: {resp.text[:500]}", file=sys.stderr)
+        print(f"linq-nb trigger: the sandbox answered {resp.status_code}: {_refusal(resp)}", file=sys.stderr)
         return 1
     body = resp.json()
-    print(f"{body['event_type']} {body['event_id']}: {body['deliveries_queued']} delivery(ies) queued")
+    queued = int(body["deliveries_queued"])
+    print(f"{body['event_type']} {body['event_id']}: {queued} delivery(ies) queued")
+    if not queued:
+        print(f"  nothing will be delivered: {_why_nobody(args, token)}")
     return 0
 
 
@@ -145,36 +273,66 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="linq-nb", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="linq-nb", description=__doc__, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"linq-nb {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    sb = sub.add_parser("sandbox", help="serve the Linq v2 sandbox in the foreground")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8765)
-    sb.add_argument("--token", action="append", help="a partner's token; repeat for several partners")
-    sb.add_argument("--tokens-file", "--token-file", dest="tokens_file",
-                    help="a file with one token per line (one partner each); unlike --token, not shown in ps. "
-                         "Or set $LINQ_SANDBOX_TOKENS")
-    sb.add_argument("--state", help="SQLite file that keeps everything across restarts (default: in memory)")
-    sb.add_argument("--retry-delays", type=_delays, default=None,
-                    help="seconds before each delivery retry, e.g. 0.1,0.2,0.4 (default: Linq's 10 over ~25 min)")
-    sb.add_argument("--rate-limit", type=_rate, default=None, help="LIMIT/SECONDS per partner, e.g. 10/1")
-    sb.add_argument("--max-body-bytes", type=int, default=1_048_576)
-    sb.add_argument("--max-subscriptions", type=int, default=100, help="per partner (default 100)")
-    sb.add_argument("--max-event-bytes", type=int, default=262_144, help="one event's size (default 262144)")
-    sb.add_argument("--event-rate", type=_rate, default=(100, 1.0),
-                    help="triggered events per partner, LIMIT/SECONDS (default 100/1)")
-    sb.add_argument("--max-attempts", type=int, default=10_000,
-                    help="delivery attempts kept in the log per partner (default 10000)")
+    sb = sub.add_parser(
+        "sandbox", help="serve the Linq v2 sandbox in the foreground (Ctrl-C stops it)", formatter_class=raw,
+        description="Serve an imitation of Linq's Partner API v2 that delivers signed webhooks, in the\n"
+                    "foreground until Ctrl-C. It prints its URL and token(s), then one line per request\n"
+                    "(a token is never shown in those lines).",
+        epilog="examples:\n"
+               "  linq-nb sandbox                                # 127.0.0.1:8765, one random token\n"
+               "  linq-nb sandbox --token alice --token bob      # two partners, isolated from each other\n"
+               "  linq-nb sandbox --host 0.0.0.0 --tokens-file tokens.txt --state classroom.sqlite "
+               "--retry-delays 0.5,1,2\n"
+               "then, in a notebook's environment:\n"
+               "  export LINQ_API_BASE_URL=http://HOST:8765 LINQ_INTEGRATION_TOKEN=<token>")
+    sb.add_argument("--host", default="127.0.0.1",
+                    help="interface to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every "
+                         "interface, for a classroom)")
+    sb.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765; 0 picks a free one)")
+    sb.add_argument("--token", action="append", metavar="TOKEN",
+                    help="a partner's token; repeat for several partners (default: one random token)")
+    sb.add_argument("--tokens-file", "--token-file", dest="tokens_file", metavar="FILE",
+                    help="a file with one token per line, one partner each (# starts a comment); unlike --token, "
+                         "not shown in ps. Or set $LINQ_SANDBOX_TOKENS")
+    sb.add_argument("--state", metavar="FILE",
+                    help="SQLite file that keeps everything across restarts (default: in memory, gone on exit)")
+    sb.add_argument("--retry-delays", type=_delays, default=None, metavar="SECONDS,...",
+                    help="seconds before each delivery retry, e.g. 0.5,1,2 (default: Linq's 10 retries over ~25 min)")
+    sb.add_argument("--rate-limit", type=_rate, default=None, metavar="LIMIT/SECONDS",
+                    help="requests allowed per partner per period, e.g. 10/1; more are answered 429 "
+                         "(default: no limit)")
+    sb.add_argument("--max-body-bytes", type=int, default=1_048_576, metavar="BYTES",
+                    help="refuse request bodies larger than this with 413 (default: 1048576, 1 MiB)")
+    sb.add_argument("--max-subscriptions", type=int, default=100, metavar="N",
+                    help="subscriptions allowed per partner (default: 100)")
+    sb.add_argument("--max-event-bytes", type=int, default=262_144, metavar="BYTES",
+                    help="largest triggered event (default: 262144, 256 KiB)")
+    sb.add_argument("--event-rate", type=_rate, default=(100, 1.0), metavar="LIMIT/SECONDS",
+                    help="triggered events allowed per partner per period (default: 100/1)")
+    sb.add_argument("--max-attempts", type=int, default=10_000, metavar="N",
+                    help="delivery attempts kept in the log per partner (default: 10000)")
+    sb.add_argument("--quiet", action="store_true", help="do not print a line per request")
     sb.set_defaults(func=_cmd_sandbox)
 
-    tr = sub.add_parser("trigger", help="send one event through a running sandbox")
-    tr.add_argument("event_type", choices=EVENT_TYPES, metavar="EVENT_TYPE", help=", ".join(EVENT_TYPES))
-    tr.add_argument("--url", default=os.environ.get("LINQ_API_BASE_URL", "http://127.0.0.1:8765"))
-    tr.add_argument("--token", default=None, help="the sandbox token (default: $LINQ_INTEGRATION_TOKEN)")
-    tr.add_argument("--data", default=None, help="JSON object of fields to override in the sample payload")
+    default_url = os.environ.get("LINQ_API_BASE_URL", "http://127.0.0.1:8765")
+    tr = sub.add_parser(
+        "trigger", help="send one event through a running sandbox", formatter_class=raw,
+        description="Ask a running linq-nb sandbox to emit one event, with a realistic sample payload,\n"
+                    "to every active subscription of the token that lists it.",
+        epilog="example:\n  linq-nb trigger contact.created --token alice --data '{\"first_name\": \"Grace\"}'")
+    tr.add_argument("event_type", choices=EVENT_TYPES, metavar="EVENT_TYPE", help="one of: " + ", ".join(EVENT_TYPES))
+    tr.add_argument("--url", default=default_url,
+                    help=f"the sandbox's base URL (default: $LINQ_API_BASE_URL, else http://127.0.0.1:8765; "
+                         f"now {default_url})")
+    tr.add_argument("--token", default=None,
+                    help="one of the sandbox's tokens (default: $LINQ_INTEGRATION_TOKEN)")
+    tr.add_argument("--data", default=None, metavar="JSON",
+                    help="a JSON object of fields to override in the sample payload (default: the sample as is)")
     tr.set_defaults(func=_cmd_trigger)
 
     ap = sub.add_parser("app", help="serve the support app (a Voila dashboard) for people who do not code",
@@ -187,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.set_defaults(func=_cmd_app)
 
     sub.add_parser("receiver", add_help=False,
-                   help="serve a local webhook receiver that verifies signatures (see: receiver --help)")
+                   help="serve a local webhook receiver that verifies signatures (see: linq-nb receiver --help)")
     return parser
 
 
@@ -197,7 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .receiver import main as receiver_main
 
         return int(receiver_main(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `linq-nb`: show what there is rather than an error
+        parser.print_help()
+        return 2
     return int(args.func(args))
 
 

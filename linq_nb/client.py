@@ -32,7 +32,10 @@ nor pandas or ipywidgets.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import html
+import inspect
 import json as jsonlib
 import logging
 import os
@@ -44,7 +47,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -108,6 +111,48 @@ SubscriptionRef = int | str | WebhookSubscription
 
 _USER_AGENT = f"linq-nb/{__version__} python-requests/{requests.__version__}"
 _UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unchanged>"})()
+
+
+#: Keyword slips worth a "did you mean" beyond what difflib finds.
+_KEYWORD_HINTS: Final = {
+    "url": "webhook_url", "webhook": "webhook_url", "endpoint": "webhook_url", "target_url": "webhook_url",
+    "event": "events", "event_types": "events", "types": "events",
+    "enabled": "active", "is_active": "active",
+    "webhook_secret": "secret", "signing_secret": "secret",
+}
+#: The same for v3's names (v2's keywords used with a v3 client, and slips).
+_KEYWORD_HINTS_V3: Final = {
+    "url": "target_url", "webhook_url": "target_url", "webhook": "target_url", "endpoint": "target_url",
+    "event": "subscribed_events", "events": "subscribed_events", "event_types": "subscribed_events",
+    "enabled": "is_active", "active": "is_active", "phones": "phone_numbers", "phone_number": "phone_numbers",
+}
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keyword_hints(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn Python's bare "unexpected keyword argument" into one that names the right keyword.
+
+    Costs nothing on a good call: the keywords are looked at only once the call has failed.
+    """
+    names = [n for n in inspect.signature(method).parameters if n != "self"]
+
+    @functools.wraps(method)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except TypeError:
+            unknown = [k for k in kwargs if k not in names]
+            if not unknown:
+                raise
+            name = unknown[0]
+            better = next((h for h in (_KEYWORD_HINTS.get(name), _KEYWORD_HINTS_V3.get(name)) if h in names),
+                          None) or next(iter(difflib.get_close_matches(name, names, n=1)), None)
+            guess = f"; did you mean {better}=?" if better in names else ""
+            raise TypeError(f"{method.__name__}() got an unexpected keyword argument {name!r}{guess} "
+                            f"It takes: {', '.join(names)}.") from None
+
+    return checked
 
 
 # --------------------------------------------------------------------------- auth and retries
@@ -687,6 +732,7 @@ class LinqClient(_ApiClient):
         path = f"{API_PATH}/{_subscription_id(id)}"
         return self._one("GET", path, self.request("GET", path))
 
+    @_keyword_hints
     def create_subscription(self, webhook_url: str, events: Iterable[str], *, secret: str | None = None,
                             active: bool = True, version: int = 2,
                             allow_duplicate: bool = False) -> WebhookSubscription:
@@ -721,6 +767,7 @@ class LinqClient(_ApiClient):
         return self._post_once(API_PATH, body, lambda started: self._recover_create(inner, {s.id for s in before},
                                                                                     started))
 
+    @_keyword_hints
     def update_subscription(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                             events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                             active: bool = _UNSET) -> WebhookSubscription:
@@ -728,6 +775,7 @@ class LinqClient(_ApiClient):
 
         The current subscription is fetched first so that a full, valid body is sent.
         Leaving ``secret`` out (or ``None``) keeps the stored secret; a string replaces it.
+        With no field to change it raises :class:`ValidationError` and sends nothing.
 
         >>> client.update_subscription(12, active=False).active
         False
@@ -743,6 +791,7 @@ class LinqClient(_ApiClient):
         # A 404 answering a retry means the first attempt deleted it and only its answer was lost.
         self.request("DELETE", f"{API_PATH}/{_subscription_id(id)}", ok_if_retried=(404,))
 
+    @_keyword_hints
     def find_duplicates(self, webhook_url: str, events: Iterable[str]) -> list[tuple[WebhookSubscription,
                                                                                       tuple[str, ...]]]:
         """Existing subscriptions with this URL that share events with ``events``.
@@ -756,6 +805,7 @@ class LinqClient(_ApiClient):
 
     # ------------------------------------------------------------------ previews
 
+    @_keyword_hints
     def preview_create(self, webhook_url: str, events: Iterable[str], *, secret: str | None = None,
                        active: bool = True, version: int = 2) -> RequestPreview:
         """The create request as it would be sent (validated; nothing is sent).
@@ -766,6 +816,7 @@ class LinqClient(_ApiClient):
                                 version=version, warn=False)
         return self._preview("POST", API_PATH, body)
 
+    @_keyword_hints
     def preview_update(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
                        events: Iterable[str] = _UNSET, secret: str | None = _UNSET,
                        active: bool = _UNSET) -> RequestPreview:
@@ -810,6 +861,12 @@ class LinqClient(_ApiClient):
     def _update_request(self, id: object, *, webhook_url: Any, events: Any, secret: Any, active: Any,
                         warn: bool = True) -> tuple[str, dict[str, Any]]:
         sub_id = _subscription_id(id)
+        if all(value is _UNSET for value in (webhook_url, events, active)) and secret in (_UNSET, None):
+            raise ValidationError(
+                f"update_subscription was not sent: nothing to change for subscription {sub_id}",
+                hint="Pass the fields to change, e.g. update_subscription(id, active=False); the others keep "
+                     "their values. Its keywords: webhook_url=, events=, secret=, active=.",
+            )
         # Validate what was given (with placeholders for the rest) before fetching: a typo costs no request.
         self._build_body(
             "update_subscription",

@@ -34,7 +34,15 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
-from .client import _UNSET, RequestPreview, _ApiClient, _events_list, _normalize_webhook_url, _validation_error
+from .client import (
+    _UNSET,
+    RequestPreview,
+    _ApiClient,
+    _events_list,
+    _keyword_hints,
+    _normalize_webhook_url,
+    _validation_error,
+)
 from .errors import DuplicateSubscriptionError, LinqConnectionError, LinqError, ServerError, ValidationError
 from .models import WebhookSubscriptionV3
 from .wire import v3 as wire_v3
@@ -101,6 +109,7 @@ class LinqClientV3(_ApiClient):
         path = wire_v3.member_path(_subscription_id(id))
         return self._one("GET", path, self.request("GET", path))
 
+    @_keyword_hints
     def create_subscription(self, target_url: str, subscribed_events: Iterable[str], *,
                             phone_numbers: Iterable[str] | None = None, routing_key_header: str | None = None,
                             routing_id_header: str | None = None) -> WebhookSubscriptionV3:
@@ -138,6 +147,7 @@ class LinqClientV3(_ApiClient):
             except ValidationError as exc:
                 raise self._conflict(exc, fields["target_url"]) from None
 
+    @_keyword_hints
     def update_subscription(self, id: SubscriptionRefV3, *, target_url: str = _UNSET,
                             subscribed_events: Iterable[str] = _UNSET, is_active: bool = _UNSET,
                             phone_numbers: Iterable[str] | None = _UNSET, routing_key_header: str | None = _UNSET,
@@ -163,6 +173,7 @@ class LinqClientV3(_ApiClient):
         # A 404 answering a retry means the first attempt deleted it and only its answer was lost.
         self.request("DELETE", wire_v3.member_path(_subscription_id(id)), ok_if_retried=(404,))
 
+    @_keyword_hints
     def find_duplicates(self, target_url: str, subscribed_events: Iterable[str] = ()) -> list[
             tuple[WebhookSubscriptionV3, tuple[str, ...]]]:
         """The subscription that already has ``target_url`` (v3: at most one), with the events it shares.
@@ -186,6 +197,7 @@ class LinqClientV3(_ApiClient):
 
     # ------------------------------------------------------------------ previews
 
+    @_keyword_hints
     def preview_create(self, target_url: str, subscribed_events: Iterable[str], *,
                        phone_numbers: Iterable[str] | None = None, routing_key_header: str | None = None,
                        routing_id_header: str | None = None) -> RequestPreview:
@@ -198,6 +210,7 @@ class LinqClientV3(_ApiClient):
                               routing_id_header=routing_id_header, create=True, warn=False)
         return self._preview("POST", wire_v3.COLLECTION_PATH, wire_v3.request_body(fields))
 
+    @_keyword_hints
     def preview_update(self, id: SubscriptionRefV3, *, target_url: str = _UNSET,
                        subscribed_events: Iterable[str] = _UNSET, is_active: bool = _UNSET,
                        phone_numbers: Iterable[str] | None = _UNSET, routing_key_header: str | None = _UNSET,

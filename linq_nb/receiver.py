@@ -624,9 +624,14 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     try:
+        from .cli import _check_port
+
+        _check_port(args.host, args.port)  # werkzeug would print its own message and exit, naming no option
         receiver.start()
     except OSError as exc:
-        print(f"linq-nb receiver: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        hint = " (choose another with --port; --port 0 picks a free one)" if args.port else ""
+        print(f"linq-nb receiver: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}",
+              file=sys.stderr)
         return 1
     n = receiver.secret_count
     verifying = f"verifying signatures with {_plural(n, 'secret')}" if n else "NOT verifying signatures (no --secret)"

@@ -77,6 +77,23 @@ def _auto() -> widgets.Layout:
     return widgets.Layout(width="auto")
 
 
+def _button_layout() -> widgets.Layout:
+    """As wide as the label, and never squeezed below it by a neighbour (``Create subscri…``)."""
+    return widgets.Layout(width="auto", flex="0 0 auto")
+
+
+#: How the form names the API's fields in messages: the labels a person sees, not the code's names.
+_FIELD_LABELS = (("webhook_url", "Webhook URL"), ("events", "Events"), ("secret", "Secret"))
+
+
+def _in_form_terms(message: str) -> str:
+    """``"webhook_url 'x' must ..."`` as ``"Webhook URL 'x' must ..."``: a message in the form's words."""
+    for name, label in _FIELD_LABELS:
+        if message.startswith(name + " "):
+            return label + message[len(name):]
+    return message
+
+
 def _show(widget: widgets.Widget, visible: bool) -> None:
     widget.layout.display = "" if visible else "none"
 
@@ -233,11 +250,12 @@ class SubscriptionForm(widgets.VBox):
         self.revealed = widgets.Text(disabled=True, description="Secret is", layout=widgets.Layout(width="28em"),
                                      style=label)
         self.active = widgets.Checkbox(description="Active (receives events)", value=True, indent=False)
-        self.submit = widgets.Button(layout=_auto(), button_style="primary", icon="check")
+        self.submit = widgets.Button(layout=_button_layout(), button_style="primary", icon="check")
         self.reason = widgets.HTML()
-        self.preview_button = widgets.Button(layout=_auto(), description="Preview request", icon="eye",
+        self.preview_button = widgets.Button(layout=_button_layout(), description="Preview request", icon="eye",
                                              tooltip="Show the JSON body and the equivalent curl command")
-        self.create_anyway = widgets.Button(layout=_auto(), description="Create anyway", button_style="warning",
+        self.create_anyway = widgets.Button(layout=_button_layout(), description="Create anyway",
+                                            button_style="warning",
                                             icon="clone",
                                             tooltip="Create a second subscription with the same URL and events")
         self.status = widgets.HTML()
@@ -274,7 +292,9 @@ class SubscriptionForm(widgets.VBox):
             self.events, self.events_message,
             widgets.HBox([self.secret, self.generate, self.reveal]), self.revealed,
             self.active,
-            widgets.HBox([self.submit, self.preview_button, self.create_anyway, self.reason]),
+            widgets.HBox([self.submit, self.preview_button, self.create_anyway],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            self.reason,
             self.status,
             self.output,
         ], **kwargs)
@@ -298,9 +318,9 @@ class SubscriptionForm(widgets.VBox):
             found.append("A request is in flight; wait for its answer.")
         url = self.url.value.strip()
         if not url:
-            found.append("Enter the webhook URL (an absolute http(s) URL).")
+            found.append("Enter the Webhook URL above: an absolute http(s) URL such as https://example.com/webhooks/linq.")
         else:
-            found += url_problems(url)
+            found += [_in_form_terms(p) for p in url_problems(url)]
         if not self.events.value:
             found.append("Choose at least one event.")
         return found
@@ -308,6 +328,10 @@ class SubscriptionForm(widgets.VBox):
     # -- validation as you type
 
     def _on_url_change(self, _change: object = None) -> None:
+        trimmed = self.url.value.strip()
+        if trimmed != self.url.value:  # pasted with spaces or a newline around it: keep only the URL
+            self.url.value = trimmed  # observed again, and handled then
+            return
         self._server_messages.pop("url", None)
         self._forget_duplicates()
         self._update()
@@ -343,7 +367,7 @@ class SubscriptionForm(widgets.VBox):
     def _update(self) -> None:
         """Enable or disable the buttons and show why, from the current values."""
         problems = self.problems()
-        self.reason.value = _note(problems[0], "warn") if problems else ""  # the reason first, then the state
+        self.reason.value = _note(self._blocking(problems), "warn") if problems else ""  # before the state
         self.submit.disabled = bool(problems)
         self.preview_button.disabled = bool(problems)
         self.create_anyway.disabled = bool(problems)
@@ -351,7 +375,7 @@ class SubscriptionForm(widgets.VBox):
         url = self.url.value.strip()
         url_lines: list[str] = []
         if url:
-            url_lines += [_note(p, "error") for p in url_problems(url)]
+            url_lines += [_note(_in_form_terms(p), "error") for p in url_problems(url)]
             if not url_lines and urlsplit(url).scheme == "http" and not is_loopback_url(url):
                 url_lines.append(_note("Plain http: Linq recommends https, and the sandbox accepts http only "
                                        "for localhost.", "warn"))
@@ -363,6 +387,13 @@ class SubscriptionForm(widgets.VBox):
         event_lines += [_note(m, "error") for m in self._server_messages.get("events", [])]
         event_lines += [_note(m, "error") for m in self._server_messages.get("secret", [])]
         self.events_message.value = "<br>".join(event_lines)
+
+    def _blocking(self, problems: list[str]) -> str:
+        """Why the buttons are disabled, in one short line that does not repeat a message shown at a field."""
+        first = problems[0]
+        if self.url.value.strip() and url_problems(self.url.value.strip()) and not self._in_flight:
+            return "Correct the Webhook URL above to continue."
+        return first
 
     @contextmanager
     def _sending(self) -> Iterator[None]:
@@ -381,6 +412,13 @@ class SubscriptionForm(widgets.VBox):
         mode keeps the stored secret."""
         return self.url.value.strip(), list(self.events.value), bool(self.active.value), self.secret.value or None
 
+    def _unchanged(self) -> bool:
+        """In edit mode: every field still holds the subscription's value and no new secret was typed."""
+        sub = self.subscription
+        url, events, active, secret = self._values()
+        return (sub is not None and secret is None and url == sub.webhook_url and active == sub.active
+                and set(events) == set(sub.events))
+
     def _blocked(self) -> bool:
         problems = self.problems()
         if problems:
@@ -394,6 +432,10 @@ class SubscriptionForm(widgets.VBox):
         with self._sending():
             if self.subscription is not None:
                 subscription_id = self.subscription.id
+                if self._unchanged():
+                    self.status.value = _note(f"Nothing to save: #{subscription_id} already has these values. "
+                                              "Change a field (or type a new secret) first.")
+                    return
                 self._call(lambda: self.client.update_subscription(subscription_id, webhook_url=url, events=events,
                                                                    active=active, secret=secret))
                 return
@@ -475,7 +517,7 @@ class SubscriptionForm(widgets.VBox):
             low = message.lower()
             field = "url" if "url" in low else "events" if "event" in low else "secret" if "secret" in low else None
             if field:
-                fields.setdefault(field, []).append(self._scrub(message))
+                fields.setdefault(field, []).append(self._scrub(_in_form_terms(message)))
         self._server_messages = fields
         self.status.value = self._scrub(exc._repr_html_())
         self._update()
@@ -823,7 +865,8 @@ class SubscriptionManager(widgets.VBox):
         self.status.value = text
 
     def __repr__(self) -> str:
-        return f"SubscriptionManager({len(self.subscriptions)} subscriptions, client={_client_label(self.client)})"
+        n = len(self.subscriptions)
+        return f"SubscriptionManager({n} subscription{'s' if n != 1 else ''}, client={_client_label(self.client)})"
 
 
 # --------------------------------------------------------------------------- deliveries
@@ -923,13 +966,41 @@ class DeliveryView(widgets.VBox):
         return _note(" · ".join(parts) + f" (checked every {self.every:g} s)")
 
     def _table(self, frame: pd.DataFrame) -> str:
+        """The requests newest first, in the columns a person reads (``frame`` keeps them all)."""
         if frame.empty:
             return _note("Nothing received yet. Trigger an event and it will appear here.")
-        shown = frame.tail(self.max_rows)
+        shown = frame.tail(self.max_rows).iloc[::-1]
         more = len(frame) - len(shown)
-        prefix = _note(f"latest {len(shown)} of {len(frame)}") if more else ""
-        table: str = shown.to_html(index=False, na_rep="", escape=True, border=0, classes="linq-deliveries")
-        return prefix + table
+        prefix = _note(f"latest {len(shown)} of {len(frame)}, newest first") if more else ""
+        cell = "padding:1px 8px;text-align:left;white-space:nowrap"
+        heads = ("received (UTC)", "status", "event type", "event id", "subscription", "signature", "took", "note")
+        head = "".join(f'<th style="{cell}">{h}</th>' for h in heads)
+        rows = []
+        for rec in shown.to_dict("records"):
+            status = None if _is_missing(rec.get("status")) else int(rec["status"])
+            verified = None if _is_missing(rec.get("verified")) else bool(rec["verified"])
+            bad = (status is not None and status >= 300) or verified is False
+            received = _as_datetime(rec.get("received_at"))
+            event_id = "" if _is_missing(rec.get("event_id")) else str(rec["event_id"])
+            sub_id = rec.get("subscription_id")
+            took = rec.get("duration_ms")
+            note = "repeat of an earlier delivery" if rec.get("duplicate") else rec.get("reason")
+            cells = [
+                received.strftime("%H:%M:%S.%f")[:-3] if received else "",
+                "" if status is None else str(status),
+                "" if _is_missing(rec.get("event_type")) else _esc(str(rec["event_type"])),
+                f'<code title="{_esc(event_id)}">{_esc(event_id[:8])}</code>' if event_id else "",
+                "" if _is_missing(sub_id) else f"#{_esc(str(sub_id))}",
+                {None: "not checked", True: "✓ valid", False: "✗ invalid"}[verified],
+                "" if _is_missing(took) else f"{float(took):.{1 if float(took) < 10 else 0}f} ms",
+                "" if _is_missing(note) else _esc(str(note)),
+            ]
+            style = f' style="color:{_ERR}"' if bad else ""
+            tds = "".join(f'<td style="{cell}">{c}</td>' for c in cells[:-1])
+            tds += f'<td style="padding:1px 8px;text-align:left;min-width:16em">{cells[-1]}</td>'  # may wrap
+            rows.append(f"<tr{style}>{tds}</tr>")
+        return (f'{prefix}<table class="linq-deliveries" style="font-size:90%"><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(rows)}</tbody></table>')
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

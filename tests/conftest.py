@@ -65,3 +65,17 @@ def make_client(sandbox: object) -> Iterator[Callable[..., object]]:
     yield make
     for c in made:
         c.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the screenshots tests saved (``record_property("screenshot", path)``), even under xdist."""
+    seen: dict[str, str] = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "screenshot":
+                    seen.setdefault(str(value), report.nodeid)
+    if seen:
+        terminalreporter.section("screenshots")
+        for path, nodeid in seen.items():
+            terminalreporter.write_line(f"{path}  ({nodeid.rsplit('::', 1)[-1]})")

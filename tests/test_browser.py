@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -263,20 +263,24 @@ def error_outputs(page: Any) -> list[str]:
     return [t for t in loc.all_inner_texts() if "Traceback" in t or "Error" in t]
 
 
-def screenshot(page: Any, path: Path) -> Path:
+def screenshot(page: Any, path: Path, record: Callable[[str, object], None] | None = None) -> Path:
+    """Save a screenshot; ``record`` (the ``record_property`` fixture) lists it at the end of the pytest run."""
     page.screenshot(path=str(path))
     print(f"\nscreenshot: {path}")
+    if record is not None:
+        record("screenshot", str(path))
     return path
 
 
 @contextlib.contextmanager
-def diagnosed(page: Any, lab: JupyterLab, path: Path) -> Iterator[None]:
+def diagnosed(page: Any, lab: JupyterLab, path: Path,
+              record: Callable[[str, object], None] | None = None) -> Iterator[None]:
     """On failure, save a screenshot to `path` and print the tail of JupyterLab's log; always stop Lab."""
     try:
         yield
     except BaseException:
         with contextlib.suppress(Exception):
-            screenshot(page, path)
+            screenshot(page, path, record)
         print(f"JupyterLab log tail:\n{lab.log_tail()}")
         raise
     finally:
@@ -312,13 +316,13 @@ SMOKE_NOTEBOOK = {
 }
 
 
-def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
+def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any, record_property: Any) -> None:
     """The harness itself: Lab starts, a notebook runs, a widget takes input and answers through the kernel."""
     root = tmp_path / "notebooks"
     root.mkdir()
     (root / "smoke.ipynb").write_text(json.dumps(SMOKE_NOTEBOOK))
     lab = JupyterLab(root, tmp_path / "jupyter").start()
-    with diagnosed(page, lab, tmp_path / "smoke-failure.png"):
+    with diagnosed(page, lab, tmp_path / "smoke-failure.png", record_property):
         print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
         open_notebook(page, lab, "smoke.ipynb")
         took = run_all_cells(page)
@@ -328,7 +332,7 @@ def test_lab_runs_a_widget_notebook(tmp_path: Path, page: Any) -> None:
         page.get_by_placeholder("type a name").press("Tab")
         page.get_by_role("button", name="Say hello").click()
         page.locator(".widget-output", has_text="hello browser").wait_for()
-        screenshot(page, tmp_path / "smoke.png")
+        screenshot(page, tmp_path / "smoke.png", record_property)
         assert not error_outputs(page)
 
 
@@ -385,7 +389,7 @@ def _table_rows_with(page: Any, text: str) -> int:
     )
 
 
-def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> None:
+def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any, record_property: Any) -> None:
     """Run 01-quickstart in Lab, create a subscription with its form, see it in the table and the sandbox."""
     from linq_nb.sandbox import Sandbox
 
@@ -395,7 +399,7 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
     with Sandbox(tokens=[BROWSER_TOKEN], retry_delays=[0.05]) as sandbox:
         env = {"LINQ_API_BASE_URL": sandbox.url, "LINQ_INTEGRATION_TOKEN": BROWSER_TOKEN}
         lab = JupyterLab(root, tmp_path / "jupyter", env=env).start()
-        with diagnosed(page, lab, tmp_path / "quickstart-failure.png"):
+        with diagnosed(page, lab, tmp_path / "quickstart-failure.png", record_property):
             print(f"\nJupyterLab answered in {lab.started_in:.2f} s")
             open_notebook(page, lab, QUICKSTART)
             took = run_all_cells(page)
@@ -405,10 +409,32 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
 
             url_input = _form_url_input(page)
             url_input.scroll_into_view_if_needed()
+            # A long reason no longer squeezes the buttons: each shows its whole label.
+            url_input.fill("https://example.com/" + "a-rather-long-path/" * 8 + " with a space")
+            url_input.press("Tab")
+            page.locator(".jp-OutputArea-output", has_text="Correct the Webhook URL above").first.wait_for()
+            squeezed = page.evaluate(
+                """() => [...document.querySelectorAll('.jp-OutputArea-output button.widget-button')]
+                    .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1)
+                    .map(b => b.textContent.trim())"""
+            )
+            assert not squeezed, f"buttons with a cut-off label: {squeezed}"
+            beside = page.evaluate(
+                """() => {
+                    const button = [...document.querySelectorAll('.jp-OutputArea-output button.widget-button')]
+                        .find(b => b.textContent.includes('Create subscription') && b.offsetParent !== null);
+                    const reason = [...document.querySelectorAll('.jp-OutputArea-output .widget-html')]
+                        .find(h => h.textContent.includes('Correct the Webhook URL above'));
+                    return reason.getBoundingClientRect().top < button.getBoundingClientRect().bottom - 1;
+                }"""
+            )
+            assert not beside, "the reason shares the buttons' row, where a long one squeezes them"
+            create = page.locator(".jp-OutputArea-output button.widget-button", has_text=CREATE_LABEL)
+            create.first.scroll_into_view_if_needed()
+            screenshot(page, tmp_path / "quickstart-form-reason.png", record_property)
             url_input.fill(HOOK_URL)
             url_input.press("Tab")  # commit the value even if the widget syncs on change only
             _select_events(page, FORM_EVENTS)
-            create = page.locator(".jp-OutputArea-output button.widget-button", has_text=CREATE_LABEL)
             create.first.wait_for()
             page.wait_for_function("(b) => !b.disabled", arg=create.first.element_handle(), timeout=15_000)
             create.first.click()
@@ -417,7 +443,7 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
             card = page.locator(".linq-subscription", has_text=HOOK_URL).first
             card.wait_for(timeout=30_000)
             card.scroll_into_view_if_needed()
-            screenshot(page, tmp_path / "quickstart-form.png")
+            screenshot(page, tmp_path / "quickstart-form.png", record_property)
             # ... the sandbox has it, exactly once, with the events picked in the browser ...
             created = [s for s in sandbox.subscriptions() if s["webhook_url"] == HOOK_URL]
             assert len(created) == 1, created
@@ -434,5 +460,5 @@ def test_quickstart_form_creates_a_subscription(tmp_path: Path, page: Any) -> No
             )
             assert _table_rows_with(page, HOOK_URL) >= 1
             page.locator(".jp-OutputArea-output table tr", has_text=HOOK_URL).last.scroll_into_view_if_needed()
-            screenshot(page, tmp_path / "quickstart.png")
+            screenshot(page, tmp_path / "quickstart.png", record_property)
             assert not error_outputs(page), error_outputs(page)

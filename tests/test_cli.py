@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -100,3 +101,138 @@ def test_receiver_command_prints_each_request_without_secrets() -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert RECEIVER_SECRET not in first + out
+
+
+# --------------------------------------------------------------------------- what a newcomer reads
+
+
+def test_help_is_plain_text_and_every_option_says_what_it_does() -> None:
+    from linq_nb.cli import build_parser
+
+    top = subprocess.run([*CMD, "--help"], capture_output=True, text=True, timeout=60)
+    assert top.returncode == 0 and "``" not in top.stdout and "linq-nb sandbox" in top.stdout
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("sandbox", "trigger"):
+        sub = commands.choices[name]
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    assert "default: 8765" in " ".join(commands.choices["sandbox"].format_help().split())
+    trigger_help = " ".join(commands.choices["trigger"].format_help().split())
+    assert "default: $LINQ_API_BASE_URL, else http://127.0.0.1:8765" in trigger_help
+    bare = subprocess.run(CMD, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2 and "commands:" in bare.stdout  # the help, not just an error
+
+
+def test_banner_with_one_token_prints_it_ready_to_export(tmp_path: Path) -> None:
+    proc, first = _start(["sandbox", "--port", "0", "--token", "solo", "--quiet"])
+    try:
+        assert proc.stdout is not None
+        export = proc.stdout.readline()
+        url = first.split()[4]
+        assert export.split() == ["export", f"LINQ_API_BASE_URL={url}", "LINQ_INTEGRATION_TOKEN=solo"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_banner_with_several_tokens_does_not_pick_one(cli_sandbox: tuple[str, str]) -> None:
+    _url, first = cli_sandbox
+    assert "tokens: alice, bob" in first
+
+
+def test_wildcard_host_banner_lists_addresses_that_answer() -> None:
+    proc, first = _start(["sandbox", "--host", "0.0.0.0", "--port", "0", "--quiet"])
+    try:
+        assert proc.stdout is not None
+        lines = [first]
+        while not (line := proc.stdout.readline()).lstrip().startswith("Ctrl-C"):
+            lines.append(line)
+        text = "".join(lines)
+        assert "0.0.0.0" not in text
+        urls = [first.split()[4]] + [line.split()[-1] for line in lines if "also reachable at" in line]
+        for url in urls:
+            assert requests.get(url + "/_sandbox/health", timeout=10).json() == {"ok": True}, url
+        assert f"LINQ_API_BASE_URL={urls[0]}" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_access_log_has_one_line_per_request_and_never_a_token(tmp_path: Path) -> None:
+    proc, first = _start(["sandbox", "--port", "0", "--token", "alice-secret-token", "--token", "bob-secret-token"])
+    try:
+        url = first.split()[4]
+        api = url + "/api/partner/v2/webhook_subscriptions"
+        requests.get(api, headers={"X-LINQ-INTEGRATION-TOKEN": "bob-secret-token"}, timeout=10)
+        requests.get(api + "?token=alice-secret-token", headers={"X-LINQ-INTEGRATION-TOKEN": "wrong-secret-token"},
+                     timeout=10)
+        requests.get(api, timeout=10)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    lines = [line for line in err.splitlines() if "/api/partner/v2/webhook_subscriptions" in line]
+    assert len(lines) == 3, err
+    assert lines[0].split()[1:] == ["127.0.0.1", "partner", "2", "GET", "/api/partner/v2/webhook_subscriptions",
+                                    "200", lines[0].split()[-2], "ms"]
+    assert " unknown token GET " in lines[1] and lines[1].split()[-3] == "401"
+    assert " no token GET " in lines[2]
+    assert "secret-token" not in err and "secret-token" not in out.replace(first, "")
+
+
+def test_quiet_sandbox_prints_no_request_lines() -> None:
+    proc, first = _start(["sandbox", "--port", "0", "--quiet"])
+    try:
+        requests.get(first.split()[4] + "/_sandbox/health", timeout=10)
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=10)
+    assert "/_sandbox/health" not in err
+
+
+def test_trigger_with_a_wrong_token_says_which_token_to_use(cli_sandbox: tuple[str, str]) -> None:
+    url, _ = cli_sandbox
+    done = subprocess.run([*CMD, "trigger", "message.sent", "--url", url, "--token", "mallory"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "refused the token (401)" in done.stderr and "--token" in done.stderr
+    assert "{" not in done.stderr  # the sandbox's JSON is not dumped
+
+
+def _subscribe(url: str, token: str, events: list[str], *, active: bool = True) -> None:
+    body = {"webhook_subscription": {"webhook_url": "https://example.com/hook", "version": 2, "events": events,
+                                     "active": active}}
+    requests.post(url + "/api/partner/v2/webhook_subscriptions", json=body,
+                  headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10).raise_for_status()
+
+
+def test_trigger_of_an_event_nobody_receives_says_why(cli_sandbox: tuple[str, str]) -> None:
+    url, _ = cli_sandbox
+
+    def trigger(token: str) -> str:
+        done = subprocess.run([*CMD, "trigger", "call.completed", "--url", url, "--token", token],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "0 delivery(ies) queued" in done.stdout
+        return done.stdout
+
+    assert "has no subscriptions yet" in trigger("alice")
+    _subscribe(url, "alice", ["message.sent"])
+    assert "none of this token's 1 subscription(s) lists call.completed" in trigger("alice")
+    _subscribe(url, "bob", ["call.completed"], active=False)
+    assert "inactive" in trigger("bob") and "#" in trigger("bob")
+
+
+@pytest.mark.parametrize("command", ["sandbox", "receiver"])
+def test_a_port_in_use_says_to_choose_another_with_port(command: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([*CMD, command, "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert str(port) in done.stderr and "in use" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr

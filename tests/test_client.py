@@ -108,7 +108,7 @@ def test_update_changes_only_what_is_given(client: LinqClient) -> None:
     assert (moved.events, moved.active, moved.secret_configured) == (sub.events, False, True)
     more = client.update_subscription(sub.id, events=["message.sent", "message.read"], active=True)
     assert more.events == ("message.sent", "message.read") and more.active and more.webhook_url == HOOK + "/moved"
-    assert client.update_subscription(sub.id, secret=None).secret_configured is True  # None keeps it too
+    assert client.update_subscription(sub.id, active=False, secret=None).secret_configured is True  # None keeps it
 
 
 def test_update_with_a_secret_sets_one(client: LinqClient) -> None:
@@ -200,6 +200,47 @@ def test_bad_updates_are_refused_before_fetching_the_subscription(offline: LinqC
         offline.update_subscription(1, **change)
     with pytest.raises(ValidationError):
         offline.preview_update(1, **change)
+
+
+@pytest.mark.parametrize("nothing", [{}, {"secret": None}])
+def test_an_update_with_nothing_to_change_is_refused_and_sends_nothing(offline: LinqClient,
+                                                                       nothing: dict[str, Any]) -> None:
+    for call in (offline.update_subscription, offline.preview_update):
+        with pytest.raises(ValidationError, match="nothing to change") as info:
+            call(7, **nothing)  # offline: any request at all would raise LinqConnectionError instead
+        assert "active=False" in (info.value.hint or "")
+
+
+def test_an_update_with_nothing_to_change_leaves_the_subscription_as_it_was(client: LinqClient) -> None:
+    sub = client.create_subscription(HOOK, ["message.sent"])
+    with pytest.raises(ValidationError):
+        client.update_subscription(sub)
+    assert client.get_subscription(sub) == sub  # same updated_at: no PUT reached the sandbox
+
+
+@pytest.mark.parametrize(("call", "wrong", "right"), [
+    (lambda c, **kw: c.create_subscription(events=["message.sent"], **kw), "url", "webhook_url"),
+    (lambda c, **kw: c.update_subscription(1, **kw), "url", "webhook_url"),
+    (lambda c, **kw: c.update_subscription(1, **kw), "event", "events"),
+    (lambda c, **kw: c.update_subscription(1, **kw), "enabled", "active"),
+    (lambda c, **kw: c.preview_update(1, **kw), "activ", "active"),
+    (lambda c, **kw: c.preview_create(HOOK, ["message.sent"], **kw), "secrt", "secret"),
+])
+def test_a_wrong_keyword_names_the_right_one(offline: LinqClient, call: Any, wrong: str, right: str) -> None:
+    with pytest.raises(TypeError) as info:
+        call(offline, **{wrong: "x"})
+    assert f"unexpected keyword argument {wrong!r}; did you mean {right}=?" in str(info.value)
+
+
+def test_a_wrong_keyword_with_no_near_name_lists_the_keywords(offline: LinqClient) -> None:
+    with pytest.raises(TypeError, match=r"'colour' It takes: id, webhook_url, events, secret, active\.$"):
+        offline.update_subscription(1, colour="red")  # type: ignore[call-arg]
+
+
+def test_other_type_errors_are_left_as_python_says_them(offline: LinqClient) -> None:
+    with pytest.raises(TypeError, match="positional argument") as info:
+        offline.update_subscription(1, False, active=True)  # type: ignore[misc]
+    assert "did you mean" not in str(info.value) and "It takes" not in str(info.value)
 
 
 @pytest.mark.parametrize("bad_id", [0, -3, "abc", "", True, None, 1.5])

@@ -325,3 +325,10 @@ def test_triggered_event_reaches_a_v3_subscription_and_verifies(v3: LinqClientV3
         assert record["verified"] is True and record["subscription_id"] == sub.id
         event = receiver.events[-1]
         assert event["api_version"] == "v3" and event["event_type"] == EVENT
+
+
+def test_v2_keywords_on_a_v3_client_name_the_v3_ones(v3: LinqClientV3) -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'webhook_url'; did you mean target_url=\?"):
+        v3.create_subscription(webhook_url=HOOK, subscribed_events=[EVENT])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"'active'; did you mean is_active=\?"):
+        v3.update_subscription(UNKNOWN_ID, active=False)  # type: ignore[call-arg]

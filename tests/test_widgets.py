@@ -6,6 +6,7 @@ Each test asserts on the widget's state and on the sandbox's state, over real HT
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,15 +86,17 @@ def test_form_lists_every_event_with_its_meaning(client: Any) -> None:
 def test_validation_as_you_type_disables_submit_with_the_reason(client: Any, sandbox: Any) -> None:
     form = SubscriptionForm(client)
     assert form.submit.disabled and form.preview_button.disabled
-    assert "webhook URL" in form.reason.value
+    assert "Enter the Webhook URL" in form.reason.value
 
     form.url.value = "not a url"
     assert form.submit.disabled
-    assert "http(s)" in form.reason.value
     assert "http(s)" in form.url_message.value
+    # said once, at the field, in the form's words; the line under the buttons only points there
+    assert "webhook_url" not in form.url_message.value and "Webhook URL" in form.url_message.value
+    assert form.reason.value and "http(s)" not in form.reason.value and "Webhook URL above" in form.reason.value
 
     form.url.value = "ftp://example.com/hook"
-    assert form.submit.disabled and "http(s)" in form.reason.value
+    assert form.submit.disabled and "http(s)" in form.url_message.value and "Webhook URL above" in form.reason.value
 
     form.url.value = "https://example.com/hook"
     assert form.submit.disabled
@@ -113,6 +116,36 @@ def test_validation_as_you_type_disables_submit_with_the_reason(client: Any, san
     assert "at least one event" in form.status.value
     assert form.result is None
     assert sandbox.subscriptions() == []
+
+
+def test_the_reason_sits_under_the_buttons_which_are_never_squeezed(client: Any) -> None:
+    form = SubscriptionForm(client)
+    form.url.value = "https://example.com/" + "very-long-path/" * 20 + " x"
+    row = next(c for c in form.children if isinstance(c, widgets.HBox) and form.submit in c.children)
+    assert form.reason not in row.children  # a long reason no longer shares the row with the buttons
+    assert form.children.index(form.reason) == form.children.index(row) + 1
+    for button in (form.submit, form.preview_button, form.create_anyway):
+        assert button.layout.flex == "0 0 auto" and button.layout.width == "auto"
+    assert row.layout.flex_flow == "row wrap"
+
+
+def test_pasted_spaces_around_the_url_are_trimmed(client: Any, sandbox: Any) -> None:
+    form = _fill(SubscriptionForm(client), url="  https://example.com/hook\n")
+    assert form.url.value == "https://example.com/hook"
+    assert not form.submit.disabled and form.url_message.value == ""
+    form.submit.click()
+    assert form.result is not None and form.result.webhook_url == "https://example.com/hook"
+
+
+def test_saving_an_unchanged_subscription_sends_nothing(client: Any, sandbox: Any) -> None:
+    sub = client.create_subscription(HOOK, ["message.received"])
+    form = SubscriptionForm(client, sub)
+    form.submit.click()
+    assert "Nothing to save" in form.status.value and form.result is None
+    assert client.get_subscription(sub) == sub
+    form.active.value = False
+    form.submit.click()
+    assert form.result is not None and form.result.active is False
 
 
 def test_plain_http_to_a_public_host_is_a_warning_not_a_block(client: Any) -> None:
@@ -589,6 +622,33 @@ def test_delivery_view_refreshes_as_events_arrive(client: Any, sandbox: Any, rec
     frame = view.refresh()
     assert len(frame) == 2 and "2 requests" in view.summary.value
     assert RECEIVER_SECRET not in view.table.value + view.summary.value
+
+
+def test_delivery_view_shows_the_columns_a_person_reads(client: Any, sandbox: Any, receiver: Any) -> None:
+    sub = client.create_subscription(receiver.url, ["message.received", "message.sent"], secret=RECEIVER_SECRET)
+    receiver.fail_next(1, status=503)
+    first = sandbox.emit("message.received")
+    assert receiver.wait_for_events(1, timeout=10)
+    sandbox.emit("message.sent")
+    assert receiver.wait_for_events(2, timeout=10)
+    view = DeliveryView(receiver, autostart=False)
+    table = view.table.value
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert heads == ["received (UTC)", "status", "event type", "event id", "subscription", "signature", "took",
+                     "note"]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("<tbody>")[1])
+    assert len(rows) == 3
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    assert [c[2] for c in cells] == ["message.sent", "message.received", "message.received"]  # newest first
+    assert [c[1] for c in cells] == ["200", "200", "503"]
+    assert f'title="{first["event_id"]}">{first["event_id"][:8]}</code>' in cells[2][3]  # short id, full on hover
+    assert all(c[4] == f"#{sub.id}" and c[5] == "✓ valid" for c in cells)
+    assert re.fullmatch(r"\d{2}:\d{2}:\d{2}\.\d{3}", cells[0][0])  # milliseconds, not microseconds
+    assert re.fullmatch(r"\d+(\.\d)? ms", cells[0][6])
+    assert cells[0][7] == "" and "None" not in table and "503" in cells[2][7]
+    row_styles = re.findall(r"<tr([^>]*)>", table.split("<tbody>")[1])
+    assert row_styles == ["", "", ' style="color:#c0392b"']  # only the failed request is red
+    assert RECEIVER_SECRET not in table
 
 
 def test_delivery_view_close_stops_the_thread(receiver: Any) -> None:
