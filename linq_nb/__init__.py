@@ -58,6 +58,15 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionForm": "widgets",
     "SubscriptionManager": "widgets",
     "DeliveryView": "widgets",
+    # subscriptions as code, and the v2 -> v3 move (linq_nb.plans: plan is the function)
+    "plan": "plans",
+    "Plan": "plans",
+    "load_desired": "plans",
+    "DesiredStateError": "plans",
+    "migrate_v2_to_v3": "migrate",
+    "Migration": "migrate",
+    "MigrationError": "migrate",
+    "Deduplicator": "migrate",
     # the support app (apps/support.ipynb)
     "SupportDesk": "support",
     "SupportDashboard": "dashboard",
@@ -106,7 +115,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         snapshots_frame,
         subscriptions_frame,
     )
+    from .migrate import Deduplicator, Migration, MigrationError, migrate_v2_to_v3
     from .models import WebhookSubscription, WebhookSubscriptionV3
+    from .plans import DesiredStateError, Plan, load_desired, plan
     from .receiver import Receiver
     from .sandbox import Sandbox
     from .support import SupportDesk
