@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "Migration": "migrate",
     "MigrationError": "migrate",
     "Deduplicator": "migrate",
+    "PlanView": "plan_widget",
     # the support app (apps/support.ipynb)
     "SupportDesk": "support",
     "SupportDashboard": "dashboard",
@@ -117,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .migrate import Deduplicator, Migration, MigrationError, migrate_v2_to_v3
     from .models import WebhookSubscription, WebhookSubscriptionV3
+    from .plan_widget import PlanView
     from .plans import DesiredStateError, Plan, load_desired, plan
     from .receiver import Receiver
     from .sandbox import Sandbox

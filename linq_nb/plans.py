@@ -339,6 +339,10 @@ class Plan:
         return (f"<div><b>Plan</b>: {html.escape(self.summary())}<table><tr><th>action</th><th>api</th><th>url</th>"
                 f"<th>id</th><th>change</th><th>note</th></tr>{rows}</table></div>")
 
+    def refresh(self) -> Plan:
+        """The same desired state planned again against the account as it is now."""
+        return plan(self.desired, next(iter(self.clients.values())))
+
     def apply(self, *, progress: Callable[[str], None] | bool = False) -> ApplyResult:
         """Carry out the plan: creates, then updates, then deletes; stop at the first failure.
 
