@@ -138,7 +138,9 @@ class Migration:
             notes = []
             if len(subs) > 1:
                 notes.append(f"merges v2 {', '.join(str(s['id']) for s in subs)} (v3 allows one per URL)")
-            if not active:
+            if not events:
+                notes.append("no v3 event left after the decisions: no v3 subscription")
+            elif not active:
                 notes.append("inactive in v2: created inactive")
             elif len(active) < len(subs):
                 notes.append(f"v2 {', '.join(str(s['id']) for s in subs if not s['active'])} inactive: not merged")

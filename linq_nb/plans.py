@@ -473,10 +473,8 @@ def plan(desired: str | Path | Mapping[str, Any] | Desired, client: Any) -> Plan
             diff = {k: (now[k], want[k]) for k in want if not _same(k, now[k], want[k])}
             if api == "v2" and (d.secret_env or d.secret_file) and not sub.secret_configured:
                 diff["secret"] = ("none", "set")
-            note = "secret not compared: Linq never shows it" if api == "v2" and sub.secret_configured and (
-                d.secret_env or d.secret_file) else ""
-            changes.append(Change("update" if diff else "leave", api, d.url, sub.id, diff, d.events, note=note,
-                                  desired=d))
+            # A v2 secret that is set is not compared: Linq never shows it (rotate it with the client).
+            changes.append(Change("update" if diff else "leave", api, d.url, sub.id, diff, d.events, desired=d))
         for sub in unmatched:
             dup = _duplicate_of(sub, actual)
             if wanted.full:
