@@ -13,6 +13,7 @@ most ``threads`` connections served at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -154,10 +155,8 @@ class ServerThread:
                                                   for ch in list(server._map.values())):
             time.sleep(0.01)  # ... and sent
         if thread is not None and thread.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # the loop closed its trigger already: it is on its way out
                 server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            except OSError:  # the loop closed its trigger already: it is on its way out
-                pass
             thread.join(timeout=5)
         else:
             wasyncore.close_all(server._map)
