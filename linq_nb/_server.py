@@ -46,7 +46,7 @@ class ServerThread:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "linq-nb-server",
-                 threads: int = 16, channel_timeout: float = 10.0, connection_limit: int = 200,
+                 threads: int = 16, channel_timeout: float = 10.0, connection_limit: int = 500,
                  max_request_body_size: int = 16 * 1_048_576, server: str = "waitress",
                  error_body: Callable[[int, str], Any] | None = None) -> None:
         if server not in ("waitress", "werkzeug"):
@@ -63,6 +63,7 @@ class ServerThread:
         self.max_request_body_size = max_request_body_size
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._phase = "serving"  # then "draining" (no new connections), then "closing"
 
     @property
     def running(self) -> bool:
@@ -119,7 +120,8 @@ class ServerThread:
         if self.running:
             return self
         self._server = self._bind()
-        run = self._server.serve_forever if self.server == "werkzeug" else self._server.run
+        self._phase = "serving"
+        run = self._server.serve_forever if self.server == "werkzeug" else self._loop
         self._thread = threading.Thread(target=run, name=self.name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -145,22 +147,29 @@ class ServerThread:
             if thread is not None:
                 thread.join(timeout=5)
             return
-        # Only the event loop's thread may touch the sockets: ask it, through waitress's trigger.
-        if thread is not None and thread.is_alive():
-            server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))  # no new connections
+        # Only the event loop's thread may touch the sockets: it reads _phase between polls (see _loop).
+        self._phase = "draining"
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)  # answers being made are finished
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline and any(getattr(ch, "total_outbufs_len", 0)
                                                   for ch in list(server._map.values())):
             time.sleep(0.01)  # ... and sent
-        if thread is not None and thread.is_alive():
-            try:
-                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            except OSError:  # the loop closed its trigger already: it is on its way out
-                pass
+        self._phase = "closing"
+        if thread is not None:
             thread.join(timeout=5)
-        else:
-            wasyncore.close_all(server._map)
+        if thread is None or thread.is_alive():
+            wasyncore.close_all(server._map, ignore_all=True)
+
+    def _loop(self) -> None:
+        """waitress's event loop, a poll at a time, so that stop() needs no signal into it."""
+        server = self._server
+        try:
+            while self._phase != "closing" and server._map:
+                if self._phase == "draining" and server.accepting:
+                    wasyncore.dispatcher.close(server)  # no new connections; the open ones finish
+                wasyncore.loop(timeout=0.05, map=server._map, use_poll=True, count=1)
+        finally:
+            wasyncore.close_all(server._map, ignore_all=True)
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -372,6 +372,13 @@ class _ApiClient:
     token_placeholder: ClassVar[str] = TOKEN_PLACEHOLDER
     #: The subscription's URL field, as the version names it (in warnings).
     _url_field: ClassVar[str] = "webhook_url"
+    #: The keyword arguments of ``create_subscription`` / ``update_subscription`` for what every version's
+    #: form has (``url`` and ``events`` are the first two positional arguments of a create). The widgets
+    #: build their calls from this; a name missing from an operation is one the version does not take there.
+    FORM_FIELDS: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "create": {"secret": "secret", "active": "active", "allow_duplicate": "allow_duplicate"},
+        "update": {"url": "webhook_url", "events": "events", "active": "active", "secret": "secret"},
+    }
 
     def __init__(self, token: str | None = None, base_url: str | None = None, *, timeout: float = 10.0,
                  max_retries: int = 3, backoff_factor: float = 0.2, max_retry_after: float = 30.0) -> None:

@@ -88,6 +88,12 @@ class LinqClientV3(_ApiClient):
     wire: ClassVar[ModuleType] = wire_v3
     token_placeholder: ClassVar[str] = "<token>"
     _url_field: ClassVar[str] = "target_url"
+    #: v3 makes the signing secret itself, creates active subscriptions only, and never allows a second one
+    #: with the same target_url: a create takes none of those (see :attr:`_ApiClient.FORM_FIELDS`).
+    FORM_FIELDS: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "create": {},
+        "update": {"url": "target_url", "events": "subscribed_events", "active": "is_active"},
+    }
 
     # ------------------------------------------------------------------ subscriptions
 

@@ -383,7 +383,8 @@ def verify_standard(body: bytes | bytearray, headers: Mapping[str, str], secret:
         legacy = _header(headers, SIGNATURE_HEADER) is not None
         raise SignatureVerificationError(
             f"missing {', '.join(missing)} header{'s' if len(missing) > 1 else ''} (Standard Webhooks)"
-            + (f": this request carries only {SIGNATURE_HEADER} (v2, or v3's legacy set)" if legacy else ""),
+            + (f": this request carries only {SIGNATURE_HEADER} (v2, or v3's legacy set)"
+               if legacy and len(missing) == len(STANDARD_HEADERS) else ""),
             hint="Pass the request's headers unchanged (all of them); verify_delivery picks the scheme present.",
         )
     msg_id, timestamp, header = (values[n] or "" for n in STANDARD_HEADERS)

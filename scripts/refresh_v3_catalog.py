@@ -30,7 +30,9 @@ from linq.types import webhook_event_type
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "linq_nb" / "catalog" / "v3.json"
-SPEC = ROOT.parent.parent / "shared" / "specs" / "linq-api-v3.openapi.yaml"  # /work/shared/specs when in a worktree
+# shared/ sits beside the repository (or beside the folder of worktrees)
+SPEC = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.exists()),
+            ROOT.parent / "shared") / "specs" / "linq-api-v3.openapi.yaml"
 
 DESCRIPTIONS = {
     "message.sent": "A message was sent from one of your lines (not necessarily delivered yet)",

@@ -73,20 +73,24 @@ HOSTILE_BODIES = {
     "JSON nested 100,000 deep": (PATH, "[" * 100_000 + "]" * 100_000),
     "Infinity rate limit": ("/_sandbox/faults", '{"rate_limit": {"limit": 1, "per_seconds": Infinity}}'),
     "NaN delay": ("/_sandbox/faults", '{"fail_next": 1, "delay": NaN}'),
+    "NaN in event data": ("/_sandbox/events", '{"event_type": "message.sent", "data": {"amount": NaN}}'),
+    "-Infinity as version": (PATH, '{"webhook_subscription": {"webhook_url": "https://e.com/h", '
+                                   '"events": ["message.sent"], "version": -Infinity}}'),
     "not UTF-8": (PATH, '{"webhook_subscription": "\xff"}'),
 }
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_BODIES))
-def test_hostile_bodies_are_4xx_and_change_nothing(sandbox: Sandbox, name: str) -> None:
+def test_hostile_bodies_are_4xx_and_change_nothing(sandbox: Sandbox, receiver: Receiver, name: str) -> None:
+    subscribe(sandbox, receiver.url)  # so that an event would be queued, were it accepted
     path, text = HOSTILE_BODIES[name]
     body = text.encode("latin-1") if name == "not UTF-8" else text.encode("utf-8", "surrogatepass")
     resp = requests.post(sandbox.url + path, data=body, headers={**HDR, "Content-Type": "application/json"},
                          timeout=10)
     assert 400 <= resp.status_code < 500, resp.text
     assert resp.json()["message"] and len(resp.text) < 2000
-    # nothing changed: no subscription, no delivery, no fault, no rate limit
-    assert sandbox.subscriptions() == [] and sandbox.deliveries() == []
+    # nothing changed: no new subscription, no delivery, no fault, no rate limit
+    assert len(sandbox.subscriptions()) == 1 and sandbox.deliveries() == [] and sandbox.deliverer.idle()
     assert [requests.get(sandbox.url + PATH, headers=HDR, timeout=10).status_code for _ in range(3)] == [200] * 3
 
 
@@ -127,7 +131,7 @@ def test_a_real_server_fault_is_a_short_500_with_a_request_id_in_the_log(
 # --- 2. a hard deadline per attempt, fairness between partners, a quick stop ------------------------------------
 
 class Trickler:
-    """A webhook endpoint that answers one byte every 0.2 s, forever (until closed)."""
+    """A webhook endpoint that sends its status line at once, then its headers one byte every 0.2 s."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -147,7 +151,11 @@ class Trickler:
 
     def _trickle(self, conn: socket.socket) -> None:
         with conn:
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")  # a 200 so far: only the deadline can tell it failed
+            except OSError:
+                return
+            for byte in b"X-Slow: " + b"x" * 10_000:
                 if self.done.wait(0.2):
                     return
                 try:
@@ -303,6 +311,8 @@ def test_nan_and_infinity_are_refused_in_python_settings_too() -> None:
 
 def test_state_files_are_owner_only_and_used_by_one_process(tmp_path: Path) -> None:
     state = tmp_path / "class.sqlite"
+    sqlite3.connect(state).execute("CREATE TABLE older (x)").connection.close()  # as an older version left it
+    os.chmod(state, 0o644)
     with Sandbox(tokens=[SENTINEL_TOKEN], state=state) as sb:
         subscribe(sb, "https://example.com/h", secret="whsec_private")
         for name in (state, Path(f"{state}-wal"), Path(f"{state}-shm")):
@@ -386,7 +396,7 @@ def test_receiver_never_parses_a_forged_body_and_keeps_a_bounded_history(monkeyp
 # --- 9. secrets out of ps and pickles ---------------------------------------------------------------------------
 
 def test_a_client_refuses_to_be_pickled(client: LinqClient) -> None:
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(TypeError, match="holds an integration token") as info:
         pickle.dumps(client)
     assert SENTINEL_TOKEN not in str(info.value)
 
@@ -402,6 +412,10 @@ def test_a_404_after_a_503_is_a_real_404(sandbox: Sandbox) -> None:
 
 
 def test_creates_through_one_client_are_serialised(sandbox: Sandbox, client: LinqClient) -> None:
+    from linq_nb.sandbox import Caps
+
+    sandbox.app.caps = Caps(max_delayed=16)
+    sandbox.fail_next(16, status=None, delay=0.2)  # every check and create is slow: the race window is wide
     errors: list[BaseException] = []
 
     def create() -> None:
@@ -563,3 +577,24 @@ def test_the_receiver_serves_half_sent_connections_with_bounded_threads(receiver
     finally:
         for s in socks:
             s.close()
+
+
+# --- 2 (API). a partner's injected delays cannot occupy the server's shared threads -----------------------------
+
+def test_a_partner_holds_at_most_two_threads_in_injected_delays(sandbox: Sandbox) -> None:
+    resp = requests.post(sandbox.url + "/_sandbox/faults", headers=HDR, timeout=10,
+                         json={"fail_next": 20, "status": None, "delay": 5})
+    assert resp.status_code == 200
+    took: list[float] = []
+
+    def get() -> None:
+        t0 = time.monotonic()
+        requests.get(sandbox.url + PATH, headers=HDR, timeout=30)
+        took.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=get) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(took) == 6 and sum(1 for s in took if s >= 5) <= 2  # two slept the 5 s; the rest were not held

@@ -137,3 +137,55 @@ def test_unknown_scheme_is_refused_at_construction() -> None:
 def test_cli_accepts_scheme() -> None:
     with pytest.raises(SystemExit):
         main(["--scheme", "nope"])
+
+
+def test_a_delivery_to_an_sdk_made_subscription_verifies_with_the_sdk_and_the_receiver() -> None:
+    """Done-when of issue 9: the SDK creates the subscription; its triggered delivery passes the SDK's
+    ``unwrap`` and a linq_nb Receiver holding the signing secret, and a tampered copy fails both."""
+    import http.server
+    import threading
+
+    import linq
+    import standardwebhooks
+
+    from linq_nb.sandbox import Sandbox
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Endpoint(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Sandbox(retry_delays=[0.05]) as sb:
+            sdk = linq.LinqAPIV3(api_key=sb.token, base_url=sb.url + "/api/partner", max_retries=0)
+            sub = sdk.webhook_subscriptions.create(target_url=f"http://127.0.0.1:{server.server_port}/hook",
+                                                   subscribed_events=["message.received"])
+            sb.emit("message.received")
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.02)
+            sdk.close()
+        headers, body = got[0]
+        event = linq.LinqAPIV3(api_key="x", base_url="http://127.0.0.1:9").webhooks.unwrap(
+            body.decode(), headers=headers, key=sub.signing_secret)
+        assert event.event_type == "message.received"
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+        with Receiver(secrets=sub.signing_secret) as r:
+            assert requests.post(r.url, data=body, headers=forwarded, timeout=TIMEOUT).status_code == 200
+            tampered = body.replace(b"message.received", b"message.sent", 1)
+            refused = requests.post(r.url, data=tampered, headers=forwarded, timeout=TIMEOUT)
+        assert [x["verified"] for x in r.requests] == [True, False]
+        assert refused.status_code == 401 and refused.json()["error"].startswith("signature mismatch")
+        with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+            linq.LinqAPIV3(api_key="x", base_url="http://127.0.0.1:9").webhooks.unwrap(
+                tampered.decode(), headers=headers, key=sub.signing_secret)
+    finally:
+        server.shutdown()

@@ -162,13 +162,13 @@ def test_standard_header_missing_is_named(name: str) -> None:
     headers = delivery()
     del headers[name]
     message = refused(verify_standard, BODY, headers, SECRET)
-    assert message.startswith(f"missing {name} header (Standard Webhooks)")
-    assert "carries only X-Webhook-Signature" in message
+    assert message == f"missing {name} header (Standard Webhooks)"
 
 
 def test_standard_headers_all_missing_on_a_v2_request() -> None:
     message = refused(verify_standard, BODY, {"X-Webhook-Signature": sign(BODY, SECRET)}, SECRET)
     assert message.startswith("missing webhook-id, webhook-timestamp, webhook-signature headers")
+    assert message.endswith("this request carries only X-Webhook-Signature (v2, or v3's legacy set)")
 
 
 @pytest.mark.parametrize("name", ["X-Webhook-Timestamp", "X-Webhook-Signature"])
@@ -238,7 +238,8 @@ def test_legacy_signed_without_the_prefix() -> None:
 def test_legacy_signed_with_the_decoded_key() -> None:
     headers = delivery()
     ts = headers["X-Webhook-Timestamp"]
-    headers["X-Webhook-Signature"] = hmac.new(standard_key(SECRET), f"{ts}.".encode() + BODY, hashlib.sha256).hexdigest()
+    digest = hmac.new(standard_key(SECRET), f"{ts}.".encode() + BODY, hashlib.sha256).hexdigest()
+    headers["X-Webhook-Signature"] = digest
     message = refused(verify_legacy, BODY, headers, SECRET)
     assert "(base64-decoded, as Standard Webhooks keys it)" in message
 

@@ -206,13 +206,13 @@ def test_a_delivery_unwraps_with_the_sdk_and_a_tampered_one_is_refused(sb: Sandb
     sub = sdk.webhook_subscriptions.create(target_url=tap.url(), subscribed_events=["message.received"])
     emitted = _trigger(sb, "message.received", data={"id": "c0ffee00-0000-4000-8000-000000000001"})
     (body, headers), = tap.wait(1)
-    assert tap.receiver.events[0]["event_id"] == emitted["forms"]["v3"]["event_id"]  # the Receiver took it
+    assert tap.receiver.events[0]["event_id"] == emitted["event_id"]  # the Receiver took it
 
     event = sdk.webhooks.unwrap(body.decode(), headers=headers, key=sub.signing_secret)
     # The SDK's union picks the first type whose event_type allows the name (here MessageSentWebhookEvent,
     # whose data type is the same): the typed data is what counts.
     assert event.event_type == "message.received" and isinstance(event.data, MessageEventV2)
-    assert event.event_id == headers["Webhook-Id"] == emitted["forms"]["v3"]["event_id"]
+    assert event.event_id == headers["Webhook-Id"] == emitted["event_id"]
     assert event.api_version == "v3" and event.webhook_version == v3.WEBHOOK_VERSION
     assert event.data.id == "c0ffee00-0000-4000-8000-000000000001"
     assert event.data.chat.owner_handle.handle == "+12025551234"
@@ -244,6 +244,7 @@ def test_one_trigger_reaches_v2_and_v3_each_in_its_own_form(sb: Sandbox, sdk: li
     emitted = _trigger(sb, "typing_indicator.received")
     assert emitted["deliveries_queued"] == 2 and set(emitted["forms"]) == {"v2", "v3"}
     assert emitted["forms"]["v3"]["event_type"] == "chat.typing_indicator.started"
+    assert emitted["event_id"] == emitted["forms"]["v2"]["event_id"] != emitted["forms"]["v3"]["event_id"]
     raw = tap.wait(2)
     by_form = {json.loads(b)["api_version"]: (b, h) for b, h in raw}
     v2_body, v2_headers = by_form["v2"]
@@ -254,11 +255,16 @@ def test_one_trigger_reaches_v2_and_v3_each_in_its_own_form(sb: Sandbox, sdk: li
     event = sdk.webhooks.unwrap(v3_body.decode(), headers=v3_headers, key=sub.signing_secret)
     assert event.event_type == "chat.typing_indicator.started"
 
-    assert _trigger(sb, "poll.vote.added")["forms"].keys() == {"v3"}    # v3 only
-    assert _trigger(sb, "contact.created")["forms"].keys() == {"v2"}    # v2 only: no v3 equivalent
-    assert len(tap.wait(4)) == 4
+    poll = _trigger(sb, "poll.vote.added")          # v3 only
+    assert (poll["event_type"], poll["deliveries_queued"], "forms" in poll) == ("poll.vote.added", 1, False)
+    contact = _trigger(sb, "contact.created")       # v2 only: no v3 equivalent
+    assert (contact["event_type"], contact["deliveries_queued"], "forms" in contact) == ("contact.created", 1, False)
+    # Named in v3, it reaches v2 under v2's name; the answer names the form that went out.
+    started = _trigger(sb, "chat.typing_indicator.started")
+    assert started["deliveries_queued"] == 2 and started["forms"]["v2"]["event_type"] == "typing_indicator.received"
+    assert len(tap.wait(6)) == 6
     sb.wait_for_deliveries(5)
-    assert len(tap.raw) == 4
+    assert len(tap.raw) == 6
 
 
 def test_the_same_event_id_across_retries_and_subscriptions(sb: Sandbox, sdk: linq.LinqAPIV3, tap: Tap) -> None:
@@ -268,7 +274,7 @@ def test_the_same_event_id_across_retries_and_subscriptions(sb: Sandbox, sdk: li
     emitted = _trigger(sb, "message.sent")
     raw = tap.wait(4)
     ids = {h["Webhook-Id"] for _, h in raw}
-    assert ids == {emitted["forms"]["v3"]["event_id"]} == {json.loads(b)["event_id"] for b, _ in raw}
+    assert ids == {emitted["event_id"]} == {json.loads(b)["event_id"] for b, _ in raw}
     assert {h["X-Webhook-Subscription-Id"] for _, h in raw} == {s.id for s in subs}
     secrets = {s.id: s.signing_secret for s in subs}
     for body, headers in raw:  # every attempt, retries too, is signed afresh and verifies

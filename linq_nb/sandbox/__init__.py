@@ -209,8 +209,8 @@ class Sandbox:
         ``event_type`` is a v2 or a v3 name: v2 subscriptions get it in v2's form and v3 ones in
         v3's, each under its own version's name (an event one version lacks goes to the other only).
         ``phone_number`` makes it about that line (v3's ``phone_numbers`` filter). Returns
-        ``{"event_id", "event_type", "deliveries_queued", "forms"}``; deliveries happen in the
-        background (see :meth:`wait_for_deliveries`).
+        ``{"event_id", "event_type", "deliveries_queued"}`` (and ``forms``, each version's, when it
+        went out in more than one); deliveries happen in the background (see :meth:`wait_for_deliveries`).
         """
         if event_type not in EVENT_NAMES:
             raise ValueError(f"unknown event type {event_type!r}; valid: {', '.join(EVENT_NAMES)}")

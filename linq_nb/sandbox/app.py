@@ -373,12 +373,11 @@ class SandboxApp:
                     return partner, ""
                 return None, f"the {version.AUTH_HEADER} header does not match any integration token of this sandbox"
         if api is None:
-            return None, f"missing {wire.v2.AUTH_HEADER} or {wire.v3.AUTH_HEADER}: Bearer header"
+            return None, f"missing {' or '.join(v.AUTH_DESCRIPTION for v in versions)} header"
         others = [v for n, v in wire.VERSIONS.items() if n != api and v.token_from_environ(environ)]
         hint = (f"; {others[0].AUTH_HEADER} is {others[0].VERSION}'s header, this is a {api} route"
                 if others else "")
-        shown = "Authorization: Bearer <token>" if wire.get(api).AUTH_HEADER == "Authorization" else TOKEN_HEADER
-        return None, f"missing {shown} header{hint}"
+        return None, f"missing {wire.get(api).AUTH_DESCRIPTION} header{hint}"
 
     def dispatch(self, request: SandboxRequest) -> Reply:
         api_version = _api_of(request.path)
@@ -551,9 +550,10 @@ class SandboxApp:
         Each version gets it under its own name for it (see :func:`linq_nb.catalog.name_in`), in its own
         envelope and sample; an event that one version lacks goes to the other only. ``data`` overrides
         fields of the sample of each version that knows the event under the name given; ``phone_number``
-        makes it an event about that line (v3 ``phone_numbers`` filters on it). Returns the event id and
-        type of the first version that has it, the deliveries queued in all, and ``forms``: each version's
-        ``{"event_id", "event_type", "deliveries_queued"}``. ValueError if an envelope is over
+        makes it an event about that line (v3 ``phone_numbers`` filters on it). Returns ``{"event_id",
+        "event_type", "deliveries_queued"}`` of the first version whose subscriptions got it (v2 first);
+        when several did, ``deliveries_queued`` counts them all and ``forms`` has each version's own
+        (so a v2-only partner sees exactly v2's answer). ValueError if an envelope is over
         ``caps.max_event_bytes``.
         """
         forms: dict[str, dict[str, Any]] = {}
@@ -567,9 +567,12 @@ class SandboxApp:
             forms[api] = self._emit_form(partner, api, name, sample)
         if not forms:
             raise ValueError(f"unknown event type {event_type!r}")
-        first = next(iter(forms.values()))
-        return {"event_id": first["event_id"], "event_type": event_type,
-                "deliveries_queued": sum(f["deliveries_queued"] for f in forms.values()), "forms": forms}
+        reached = {api: form for api, form in forms.items() if form["deliveries_queued"]}
+        answer = dict(next(iter(reached.values()), next(iter(forms.values()))))
+        if len(reached) > 1:
+            answer["deliveries_queued"] = sum(f["deliveries_queued"] for f in reached.values())
+            answer["forms"] = reached
+        return answer
 
     def _route_emit(self, request: SandboxRequest, partner: str) -> Reply:
         body = self._body(request)

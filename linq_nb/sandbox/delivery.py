@@ -142,7 +142,7 @@ class Deliverer:
         self.timeout = timeout
         self.workers = workers
         self.per_partner = max(1, workers // 4) if per_partner is None else per_partner
-        self._ssl = ssl.create_default_context()
+        self._ssl: ssl.SSLContext | None = None  # made on the first https delivery (loading CAs takes a while)
         self._cond = threading.Condition()
         self._inflight: set[int] = set()
         self._by_partner: Counter[str] = Counter()
@@ -199,11 +199,14 @@ class Deliverer:
         left = max(deadline - time.monotonic(), 0.001)
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
             conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=left, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=left)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        cut_off = False
+        status: int | None = None
+        error: str | None = None
         try:
             conn.connect()
             assert conn.sock is not None
@@ -213,20 +216,19 @@ class Deliverer:
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             resp.read(MAX_ANSWER_BYTES)  # enough for any honest answer; the rest stays unread
-            return resp.status, None
+            status = resp.status
         except TimeoutError:
-            return None, f"timeout after {self.timeout:g} s"
+            error = f"timeout after {self.timeout:g} s"
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            cut_off = self._watchdog.release(key)
-            if cut_off:
-                return None, f"timeout after {self.timeout:g} s"
-            if self._stopping:
-                return None, "interrupted: the sandbox stopped during the attempt"
-            return None, f"connection error: {type(exc).__name__}"
+            error = f"connection error: {type(exc).__name__}"
         finally:
-            if not cut_off:
-                self._watchdog.release(key)
+            cut_off = self._watchdog.release(key)
             conn.close()
+        if cut_off:  # whatever was parsed of an answer cut short at the deadline, it is a timeout
+            return None, f"timeout after {self.timeout:g} s"
+        if error is not None and self._stopping:
+            return None, "interrupted: the sandbox stopped during the attempt"
+        return status, error
 
     # -- internals -----------------------------------------------------------------
     def _dispatch(self) -> None:

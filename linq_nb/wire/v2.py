@@ -24,6 +24,7 @@ from ..validation import shorten, subscription_problems
 
 __all__ = [
     "VERSION", "API_VERSION", "BASE_PATH", "COLLECTION_PATH", "EVENTS_PATH", "member_path", "AUTH_HEADER",
+    "AUTH_DESCRIPTION",
     "auth_headers", "token_from_environ", "parse_id", "ID_DESCRIPTION", "BODY_KEY", "request_body", "fields_of",
     "create_problems", "update_problems", "subscription_object", "list_body", "item_body", "STATUS_NAMES",
     "error_body", "error_message", "EVENT_TYPES", "catalog", "sample_data", "make_envelope", "encode",
@@ -37,6 +38,8 @@ API_VERSION = "v2"  # the envelope's api_version
 BASE_PATH = "/api/partner"
 COLLECTION_PATH = BASE_PATH + "/v2/webhook_subscriptions"
 EVENTS_PATH: str | None = None  # v2 has no event-type endpoint
+#: How the token is sent, as a message shows it.
+AUTH_DESCRIPTION = "X-LINQ-INTEGRATION-TOKEN"
 AUTH_HEADER = "X-LINQ-INTEGRATION-TOKEN"
 ID_DESCRIPTION = "ids are integers"
 BODY_KEY = "webhook_subscription"

@@ -39,6 +39,7 @@ from ..validation import shorten, url_problems
 
 __all__ = [
     "VERSION", "API_VERSION", "BASE_PATH", "COLLECTION_PATH", "EVENTS_PATH", "member_path", "AUTH_HEADER",
+    "AUTH_DESCRIPTION",
     "auth_headers", "token_from_environ", "parse_id", "new_id", "ID_DESCRIPTION", "request_body", "fields_of",
     "CREATE_FIELDS", "UPDATE_FIELDS", "create_problems", "update_problems", "problem_code", "subscription_object",
     "list_body", "item_body", "ERROR_CODES", "error_body", "error_message", "EVENT_TYPES", "catalog", "DOC_URL",
@@ -54,6 +55,8 @@ API_VERSION = "v3"
 BASE_PATH = "/api/partner"
 COLLECTION_PATH = BASE_PATH + "/v3/webhook-subscriptions"
 EVENTS_PATH: str | None = BASE_PATH + "/v3/webhook-events"
+#: How the token is sent, as a message shows it.
+AUTH_DESCRIPTION = "Authorization: Bearer <token>"
 AUTH_HEADER = "Authorization"
 ID_DESCRIPTION = "ids are UUIDs such as b2c3d4e5-f6a7-8901-bcde-f23456789012"
 #: v3 has no delivery counters on the subscription object.

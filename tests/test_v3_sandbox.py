@@ -1,0 +1,90 @@
+"""The sandbox's v3 beside v2, over real HTTP: state across restarts, older state files, the trigger route."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import requests
+
+from linq_nb.sandbox import Sandbox
+from linq_nb.wire import v2, v3
+from tests.conftest import SENTINEL_TOKEN
+
+# The state file's schema before v3 (linq_nb 0.1.0 as issue 8 left it), to prove older files still open.
+_OLD_SCHEMA = """
+CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL, webhook_url TEXT NOT NULL,
+    version INTEGER NOT NULL, events TEXT NOT NULL, active INTEGER NOT NULL, secret TEXT,
+    delivery_attempts INTEGER NOT NULL DEFAULT 0, last_delivered_at TEXT, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL, subscription_id INTEGER NOT NULL,
+    event_id TEXT NOT NULL, event_type TEXT NOT NULL, body BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL, event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL, subscription_id INTEGER NOT NULL, attempt INTEGER NOT NULL, status_code INTEGER,
+    error TEXT, ok INTEGER NOT NULL, started_at TEXT NOT NULL, duration_ms REAL NOT NULL);
+CREATE TABLE events (event_id TEXT PRIMARY KEY, body BLOB NOT NULL);
+"""
+
+
+def _v3(sb: Sandbox, method: str, path: str = "", **kwargs: object) -> requests.Response:
+    return requests.request(method, sb.url + v3.COLLECTION_PATH + path, headers=v3.auth_headers(SENTINEL_TOKEN),
+                            timeout=5, **kwargs)  # type: ignore[arg-type]
+
+
+def test_v3_subscriptions_survive_a_restart_and_an_older_state_file_opens(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    db = sqlite3.connect(state)
+    db.executescript(_OLD_SCHEMA)
+    from linq_nb.sandbox.store import partner_key
+    db.execute("INSERT INTO subscriptions (partner, webhook_url, version, events, active, secret, created_at,"
+               " updated_at) VALUES (?, 'https://example.com/old', 2, 'message.sent', 1, NULL, 't', 't')",
+               (partner_key(SENTINEL_TOKEN),))
+    db.commit()
+    db.close()
+
+    with Sandbox(tokens=[SENTINEL_TOKEN], state=state) as sb:
+        old = sb.subscriptions()
+        assert [s["webhook_url"] for s in old] == ["https://example.com/old"] and old[0]["id"] == 1
+        made = _v3(sb, "POST", json={"target_url": "https://example.com/v3", "subscribed_events": ["message.sent"],
+                                     "phone_numbers": ["+12025551234"], "routing_key_header": "X-Key"})
+        assert made.status_code == 201
+        sub_id = made.json()["id"]
+    with Sandbox(tokens=[SENTINEL_TOKEN], state=state) as sb:
+        got = _v3(sb, "GET", "/" + sub_id).json()
+        assert (got["phone_numbers"], got["routing_key_header"], "signing_secret" in got) == (
+            ["+12025551234"], "X-Key", False)
+        assert [s["id"] for s in sb.subscriptions(api="v3")] == [sub_id]
+        assert len(sb.subscriptions()) == 1  # the v2 one, still alone in the v2 list
+        conflict = _v3(sb, "POST", json={"target_url": "https://example.com/v3", "subscribed_events": ["message.read"]})
+        assert conflict.status_code == 409 and sub_id in conflict.json()["error"]["message"]
+
+
+def test_the_caps_count_both_versions(tmp_path: Path) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_subscriptions=2) as sb:
+        body = v2.request_body({"webhook_url": "https://example.com/a", "events": ["message.sent"], "version": 2})
+        assert requests.post(sb.url + v2.COLLECTION_PATH, json=body, headers=v2.auth_headers(SENTINEL_TOKEN),
+                             timeout=5).status_code == 201
+        assert _v3(sb, "POST", json={"target_url": "https://example.com/b",
+                                     "subscribed_events": ["message.sent"]}).status_code == 201
+        full = _v3(sb, "POST", json={"target_url": "https://example.com/c", "subscribed_events": ["message.sent"]})
+        assert full.status_code == 422 and "2 subscriptions" in full.json()["error"]["message"]
+
+
+def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox) -> None:
+    def trigger(body: object) -> requests.Response:
+        return requests.post(sandbox.url + "/_sandbox/events", json=body, headers=v3.auth_headers(SENTINEL_TOKEN),
+                             timeout=5)
+
+    assert trigger({"event_type": "poll.vote.added"}).status_code == 202
+    bad = trigger({"event_type": "message.received", "phone_number": "2025551234"})
+    assert bad.status_code == 422 and "E.164" in bad.json()["message"]
+    unknown = trigger({"event_type": "message.recieved"})
+    assert unknown.status_code == 422 and "v2 or v3 event name" in unknown.json()["message"]
+    # v2's answer is unchanged for a partner with v2 subscriptions only
+    body = v2.request_body({"webhook_url": "https://example.com/a", "events": ["message.sent"], "version": 2})
+    requests.post(sandbox.url + v2.COLLECTION_PATH, json=body, headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5)
+    answer = requests.post(sandbox.url + "/_sandbox/events", json={"event_type": "message.sent"},
+                           headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5).json()
+    assert set(answer) == {"event_id", "event_type", "deliveries_queued"} and answer["deliveries_queued"] == 1
