@@ -27,10 +27,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _fail(command: str, exc: Exception) -> int:
-    print(f"linq-nb {command}: {exc}", file=sys.stderr)
-    hint = getattr(exc, "hint", None)
-    if hint:
-        print(f"  hint: {hint}", file=sys.stderr)
+    print(f"linq-nb {command}: {exc}", file=sys.stderr)  # a LinqError's text ends with its "What to do"
     return 1
 
 

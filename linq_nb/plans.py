@@ -432,10 +432,7 @@ class ApplyResult:
         lines = [f"done ({len(self.done)}):"] + [f"  {c.action} {c.api} {c.url} {c.id or ''}" for c in self.done]
         if self.failed:
             change, exc = self.failed
-            lines += [f"FAILED: {change.action} {change.api} {change.url}: {exc}"]
-            hint = getattr(exc, "hint", None)
-            if hint:
-                lines += [f"  hint: {hint}"]
+            lines += [f"FAILED: {change.action} {change.api} {change.url}: {exc}"]  # a LinqError's ends with its hint
         lines += [f"not done ({len(self.not_done)}):"] + [f"  {c.action} {c.api} {c.url}" for c in self.not_done]
         return "\n".join(lines)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from linq_nb.client import LinqClient
+from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from tests.conftest import SENTINEL_SECRET, SENTINEL_TOKEN
 
@@ -66,7 +67,12 @@ def test_apply_asks_before_deleting(sandbox: Sandbox, client: LinqClient, tmp_pa
 
 
 def test_migrate_steps_from_the_command_line(sandbox: Sandbox, client: LinqClient, tmp_path: Path) -> None:
-    client.create_subscription(HOOK, ["message.received", "contact.created"])
+    with Receiver() as receiver:  # verifies nothing: it only has to accept the v3 delivery
+        _migrate_steps(sandbox, client, receiver, tmp_path)
+
+
+def _migrate_steps(sandbox: Sandbox, client: LinqClient, receiver: Receiver, tmp_path: Path) -> None:
+    client.create_subscription(receiver.url, ["message.received", "contact.created"])
     state = str(tmp_path / "move.json")
     shown = run(sandbox, "migrate", state)
     assert shown.returncode == 0 and "NEEDS A DECISION" in shown.stdout
@@ -75,6 +81,15 @@ def test_migrate_steps_from_the_command_line(sandbox: Sandbox, client: LinqClien
                str(tmp_path / "s"))
     assert made.returncode == 0, made.stderr
     assert len(sandbox.subscriptions(api="v3")) == 1 and "whsec_" not in made.stdout
+    assert run(sandbox, "migrate", state, "side_by_side").returncode == 0
     assert run(sandbox, "migrate", state, "deactivate_v2").returncode == 1  # not confirmed yet
-    assert run(sandbox, "migrate", state, "undo").returncode == 0
-    assert sandbox.subscriptions(api="v3") == []
+    assert run(sandbox, "migrate", state, "confirm_v3").returncode == 1  # no v3 delivery yet
+    sandbox.emit("message.received")
+    assert sandbox.wait_for_deliveries(10)
+    confirmed = run(sandbox, "migrate", state, "confirm_v3")  # from the sandbox's attempt log
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert run(sandbox, "migrate", state, "deactivate_v2").returncode == 0
+    assert [s["active"] for s in sandbox.subscriptions()] == [False]
+    for _ in range(4):  # deactivate_v2, confirm_v3, side_by_side, create_v3
+        assert run(sandbox, "migrate", state, "undo").returncode == 0
+    assert sandbox.subscriptions(api="v3") == [] and [s["active"] for s in sandbox.subscriptions()] == [True]

@@ -156,3 +156,18 @@ def test_a_missing_secret_reference_fails_the_plan_not_the_apply(desired: Path, 
     monkeypatch.delenv("PLAN_TEST_SECRET")
     with pytest.raises(DesiredStateError, match=r"PLAN_TEST_SECRET.*not set"):
         plan(desired, client)
+
+
+def test_v3_drift_and_a_stale_plan_never_duplicates(client: LinqClient, sandbox: Sandbox, tmp_path: Path) -> None:
+    text = f'[[v3]]\nurl = "{C}"\nevents = ["message.received"]\nsecret_file = "{tmp_path / "c.whsec"}"\n'
+    stale = plan(text, client)
+    assert plan(text, client).apply().ok
+    v3 = client.for_api("v3")
+    (sub,) = v3.list_subscriptions()
+    v3.update_subscription(sub, subscribed_events=["message.received", "chat.created"], is_active=False)
+    (change,) = plan(text, client).pending
+    assert change.diff == {"events": (("message.received", "chat.created"), ("message.received",)),
+                           "active": (False, True)}
+    result = stale.apply()  # planned before the first apply: its create is refused, not made twice
+    assert not result.ok and "once per account" in str(result)
+    assert len(sandbox.subscriptions(api="v3")) == 1
