@@ -471,7 +471,12 @@ def plan(desired: str | Path | Mapping[str, Any] | Desired, client: Any) -> Plan
             if api == "v2" and (d.secret_env or d.secret_file) and not sub.secret_configured:
                 diff["secret"] = ("none", "set")
             # A v2 secret that is set is not compared: Linq never shows it (rotate it with the client).
-            changes.append(Change("update" if diff else "leave", api, d.url, sub.id, diff, d.events, desired=d))
+            note = ""
+            if api == "v3" and d.secret_file and not Path(d.secret_file).exists():
+                note = (f"secret_file {d.secret_file} is missing and v3 never shows the secret again: delete the "
+                        "subscription and apply to get a new one")
+            changes.append(Change("update" if diff else "leave", api, d.url, sub.id, diff, d.events, note=note,
+                                  desired=d))
         for sub in unmatched:
             dup = _duplicate_of(sub, actual)
             if wanted.full:

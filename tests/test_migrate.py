@@ -105,7 +105,7 @@ def test_a_full_migration_under_traffic_loses_nothing_and_delivers_nothing_twice
 
     def traffic() -> None:
         n = 0
-        while not stop.is_set() and n < 400:
+        while not stop.is_set() and n < 3000:  # bounded; stopped at the end
             name = TRAFFIC[n % len(TRAFFIC)]
             sandbox.emit(name, {"id": f"evt-{n}"})
             emitted.append((name, f"evt-{n}"))

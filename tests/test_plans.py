@@ -124,7 +124,9 @@ def test_lost_v3_create_answer_stops_apply_and_says_what_was_not_done(desired: P
     result = p.apply()
     assert not result.ok and "was lost" in str(result) and "not resent" in str(result)
     assert len(sandbox.subscriptions(api="v3")) == 1  # never created twice
-    assert not plan(v3_only, client).changed  # the next plan sees it; it does not create another
+    again = plan(v3_only, client)
+    assert not again.changed  # the next plan sees it; it does not create another
+    assert "is missing" in again.changes[0].note and "delete the subscription" in again.changes[0].note
 
 
 def test_apply_stops_at_the_first_failure(desired: Path, client: LinqClient, sandbox: Sandbox) -> None:
