@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     # models and catalogue
     "WebhookSubscription": "models",
     "WebhookSubscriptionV3": "models",
+    "SubscriptionList": "models",
     "EVENTS": "events",
     "EVENT_TYPES": "events",
     # errors
@@ -106,7 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         snapshots_frame,
         subscriptions_frame,
     )
-    from .models import WebhookSubscription, WebhookSubscriptionV3
+    from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3
     from .receiver import Receiver
     from .sandbox import Sandbox
     from .support import SupportDesk
