@@ -13,7 +13,7 @@ LAB_ARGS ?=
 # e.g. make app APP_ARGS='--port 9000 --no-browser'
 APP_ARGS ?=
 
-.PHONY: help lab test bench clean binder-url
+.PHONY: help lab test bench mutate clean binder-url
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make app     the support app (Voila) on http://127.0.0.1:8866/ (APP_ARGS='--port 9000 --no-browser')"
 	@echo "make test    ruff, mypy and every test (PYTEST_ARGS='-m \"not slow and not browser\"' to narrow)"
 	@echo "make bench   the benchmarks in bench/, each against its baseline"
+	@echo "make mutate  mutation testing of the modules that decide (MODULES='signing client' to narrow)"
 	@echo "make clean   remove .venv and the caches"
 	@echo "make binder-url  the Binder links of this repository (from its GitHub remote)"
 	@echo "The command-line tools are in .venv/bin once a target has run: .venv/bin/linq-nb --help"
@@ -60,8 +61,14 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
+# Mutation testing of the modules that decide, with the score per module and every surviving mutant.
+# `make mutate MODULES="signing client"` runs only those (see mutation/mutate.py).
+MODULES ?=
+mutate: $(VENV)/.installed-test
+	nice -n 10 $(BIN)/python mutation/mutate.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants
 
 # Binder needs the repository on GitHub: derive the link from the remote rather than guess an owner.
 binder-url:

@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     # models and catalogue
     "WebhookSubscription": "models",
     "WebhookSubscriptionV3": "models",
+    "SubscriptionList": "models",
     "EVENTS": "events",
     "EVENT_TYPES": "events",
     # errors
@@ -117,7 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         subscriptions_frame,
     )
     from .migrate import Deduplicator, Migration, MigrationError, migrate_v2_to_v3
-    from .models import WebhookSubscription, WebhookSubscriptionV3
+    from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3
     from .plan_widget import PlanView
     from .plans import DesiredStateError, Plan, load_desired, plan
     from .receiver import Receiver

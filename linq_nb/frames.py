@@ -24,6 +24,7 @@ default string dtype (``str`` on pandas 3, ``object`` on pandas 2).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .models import WebhookSubscription, WebhookSubscriptionV3, parse_datetime
+from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3, parse_datetime
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -197,6 +198,8 @@ def _datetime_index(values: list[Any], column: str) -> pd.DatetimeIndex:
 
 def _unwrap_subscriptions(subs: Any) -> list[Any]:
     """The list of subscription items in whatever the caller passed."""
+    if isinstance(subs, SubscriptionList):  # list_subscriptions()'s result: its JSON, no objects built
+        return list(subs.records)
     if isinstance(subs, (WebhookSubscription, WebhookSubscriptionV3)):
         return [subs]
     if isinstance(subs, Mapping):
@@ -450,6 +453,53 @@ def _snapshots_of(source: Any) -> list[Snapshot]:
     return snaps
 
 
+class _Run:
+    """One subscription in one unchanged state over consecutive snapshots: ``start``..``end``, ``count`` of them."""
+
+    __slots__ = ("count", "end", "start", "sub")
+
+    def __init__(self, taken_at: datetime, sub: WebhookSubscription) -> None:
+        self.start = self.end = taken_at
+        self.sub = sub
+        self.count = 1
+
+
+#: Per subscription id, its runs, oldest first.
+_History = dict[int, list[_Run]]
+
+
+def _add_snapshot(history: _History, taken_at: datetime, previous: datetime | None,
+                  subs: Iterable[WebhookSubscription]) -> None:
+    """Extend ``history`` by one snapshot; ``previous`` is the taken_at of the snapshot before it."""
+    for sub in subs:
+        runs = history.get(sub.id)
+        if runs is None:
+            history[sub.id] = [_Run(taken_at, sub)]
+            continue
+        last = runs[-1]
+        if last.end == taken_at:  # the same id twice in one snapshot (or two snapshots at one moment)
+            continue
+        if last.end == previous and (last.sub is sub or last.sub == sub):
+            last.end = taken_at
+            last.count += 1
+        else:
+            runs.append(_Run(taken_at, sub))
+
+
+def _history_of(source: Any) -> tuple[_History, list[int], datetime | None]:
+    """(runs per id, the ids in the latest snapshot sorted, the latest taken_at) of a Monitor or snapshot pairs."""
+    if isinstance(source, Monitor):
+        return source._history_copy()
+    history: _History = {}
+    previous: datetime | None = None
+    snaps = _snapshots_of(source)
+    for taken_at, subs in snaps:
+        _add_snapshot(history, taken_at, previous, subs)
+        previous = taken_at
+    latest = sorted({sub.id for sub in snaps[-1][1]}) if snaps else []
+    return history, latest, previous
+
+
 def snapshots_frame(snapshots: Any) -> pd.DataFrame:
     """Snapshots as one long frame: ``taken_at`` (``datetime64[ns, UTC]``) + :func:`subscriptions_frame` columns.
 
@@ -516,18 +566,11 @@ def health(
     and ``snapshots`` (how many snapshots held it). With a single snapshot nothing can have
     "risen", so only rules 1, 2, the null case of 3, 4 and 5 can apply.
     """
-    snaps = _snapshots_of(snapshots)
+    history, latest_ids, latest = _history_of(snapshots)
     idle = _as_timedelta(idle_after)
     rows: list[dict[str, Any]] = []
-    if snaps:
-        reference = _utc(now, "now") if now is not None else snaps[-1][0]
-        history: dict[int, list[tuple[datetime, WebhookSubscription]]] = {}
-        for taken_at, subs in snaps:
-            for sub in subs:
-                seen = history.setdefault(sub.id, [])
-                if not seen or seen[-1][0] != taken_at:
-                    seen.append((taken_at, sub))
-        latest_ids = sorted({sub.id for sub in snaps[-1][1]})
+    if latest is not None:
+        reference = _utc(now, "now") if now is not None else latest
         for sub_id in latest_ids:
             rows.append(_health_row(history[sub_id], reference, idle))
     return pd.DataFrame(
@@ -550,15 +593,15 @@ def health(
     )
 
 
-def _health_row(seen: list[tuple[datetime, WebhookSubscription]], now: datetime, idle: timedelta) -> dict[str, Any]:
-    first_at, first = seen[0]
-    last_at, last = seen[-1]
+def _health_row(runs: list[_Run], now: datetime, idle: timedelta) -> dict[str, Any]:
+    first_at, first = runs[0].start, runs[0].sub
+    last_at, last = runs[-1].end, runs[-1].sub
     delivered = last.last_delivered_at
-    # The first snapshot in which last_delivered_at already had its latest value.
-    k = len(seen) - 1
-    while k > 0 and seen[k - 1][1].last_delivered_at == delivered:
+    # The first snapshot in which last_delivered_at already had its latest value (the start of a run).
+    k = len(runs) - 1
+    while k > 0 and runs[k - 1].sub.last_delivered_at == delivered:
         k -= 1
-    attempts_since = last.delivery_attempts - seen[k][1].delivery_attempts
+    attempts_since = last.delivery_attempts - runs[k].sub.delivery_attempts
     new_attempts = last.delivery_attempts - first.delivery_attempts
     since = max(now - delivered, timedelta(0)) if delivered is not None else None
 
@@ -594,7 +637,7 @@ def _health_row(seen: list[tuple[datetime, WebhookSubscription]], now: datetime,
         "since_last_delivery": since,
         "first_seen": first_at,
         "last_seen": last_at,
-        "snapshots": len(seen),
+        "snapshots": sum(run.count for run in runs),
     }
 
 
@@ -609,19 +652,34 @@ class Monitor:
     objects or dicts. The background thread waits ``every`` seconds between polls and records
     an exception in :attr:`errors` instead of dying; :meth:`take` called directly raises it.
     :meth:`stop` wakes the thread at once and waits for a poll in flight to finish.
+
+    What it keeps, so that memory stays bounded however long it runs: the latest ``keep``
+    snapshots (default 3,600: an hour at one a second; older ones are dropped, oldest first),
+    in which a subscription that did not change since the previous snapshot is the same object,
+    not a copy. An unchanged subscription then costs one list slot per snapshot (about 1 kB per
+    snapshot of 100), and a new object is built only for a change. It also keeps, per subscription,
+    its runs of unchanged states, updated as each snapshot arrives, so :meth:`health` and the plots
+    read the changes instead of every snapshot.
     """
 
-    def __init__(self, client: SupportsListSubscriptions, every: float = 5.0, *, max_errors: int = 100) -> None:
+    def __init__(self, client: SupportsListSubscriptions, every: float = 5.0, *, max_errors: int = 100,
+                 keep: int = 3600) -> None:
         if not hasattr(client, "list_subscriptions"):
             raise TypeError(f"Monitor needs a client with list_subscriptions(), not a {type(client).__name__}")
         every = float(every)
         if not every > 0:
             raise ValueError(f"every must be a positive number of seconds, not {every!r}")
+        if not (isinstance(keep, int) and keep >= 1):
+            raise ValueError(f"keep must be a whole number of snapshots, at least 1, not {keep!r}")
         self.client = client
         self.every = every
         self.max_errors = max_errors
+        self.keep = keep
         self._lock = threading.Lock()
-        self._snapshots: list[Snapshot] = []
+        self._snapshots: deque[Snapshot] = deque()
+        self._history: _History = {}
+        # The latest snapshot's subscriptions by id, with the record each was built from (None for objects).
+        self._latest: dict[int, tuple[Any, WebhookSubscription]] = {}
         self._errors: list[tuple[datetime, Exception]] = []
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -645,11 +703,56 @@ class Monitor:
 
     def take(self) -> Snapshot:
         """Call ``list_subscriptions()`` now, record the snapshot and return it. Errors propagate."""
-        subs = [_as_subscription(s) for s in self.client.list_subscriptions()]
+        result = self.client.list_subscriptions()
+        items = result.records if isinstance(result, SubscriptionList) else result
+        latest = self._latest
+        subs: list[WebhookSubscription] = []
+        seen: dict[int, tuple[Any, WebhookSubscription]] = {}
+        for item in items:
+            if isinstance(item, WebhookSubscription):
+                before = latest.get(item.id)
+                sub = before[1] if before is not None and before[1] == item else item
+                record = None
+            else:
+                record = item
+                before = latest.get(item["id"]) if isinstance(item, Mapping) and "id" in item else None
+                sub = before[1] if before is not None and before[0] == item else _as_subscription(item)
+            seen[sub.id] = (record, sub)
+            subs.append(sub)
         snapshot = (datetime.now(timezone.utc), subs)
         with self._lock:
+            previous = self._snapshots[-1][0] if self._snapshots else None
             self._snapshots.append(snapshot)
+            _add_snapshot(self._history, snapshot[0], previous, subs)
+            self._latest = seen
+            while len(self._snapshots) > self.keep:
+                self._drop_oldest()
         return snapshot
+
+    def _drop_oldest(self) -> None:
+        """Forget the oldest snapshot, and trim each of its subscriptions' first run (lock held)."""
+        taken_at, subs = self._snapshots.popleft()
+        following = self._snapshots[0][0] if self._snapshots else None
+        for sub in subs:
+            runs = self._history.get(sub.id)
+            if not runs or runs[0].start != taken_at:
+                continue  # a repeat of an id within the snapshot: already trimmed
+            first = runs[0]
+            first.count -= 1
+            if first.count == 0:
+                runs.pop(0)
+                if not runs:
+                    del self._history[sub.id]
+            else:
+                first.start = following  # type: ignore[assignment]  # count > 0: a later snapshot exists
+
+    def _history_copy(self) -> tuple[_History, list[int], datetime | None]:
+        with self._lock:
+            if not self._snapshots:
+                return {}, [], None
+            history = {sub_id: [_copy_run(run) for run in runs] for sub_id, runs in self._history.items()}
+            taken_at, subs = self._snapshots[-1]
+        return history, sorted({sub.id for sub in subs}), taken_at
 
     def start(self) -> Monitor:
         """Start polling in a daemon thread (the first poll at once); no-op if already running."""
@@ -672,6 +775,8 @@ class Monitor:
         """Forget every snapshot and error."""
         with self._lock:
             self._snapshots.clear()
+            self._history.clear()
+            self._latest = {}
             self._errors.clear()
 
     def _run(self, stop: threading.Event) -> None:
@@ -708,7 +813,16 @@ class Monitor:
         return f"<Monitor every={self.every:g}s {state}, {n_snaps} snapshot(s), {n_errors} error(s)>"
 
 
+def _copy_run(run: _Run) -> _Run:
+    copy = _Run(run.start, run.sub)
+    copy.end, copy.count = run.end, run.count
+    return copy
+
+
 # --------------------------------------------------------------------------- plots
+
+#: Which statuses plot_since_last_delivery keeps first when it cannot show every subscription.
+_STATUS_RANK = {"failing": 0, "never delivered": 1, "idle": 2, "inactive": 3, "healthy": 4}
 
 _STATUS_COLOURS = {
     "healthy": "#27ae60",
@@ -728,9 +842,14 @@ def _new_axes(ax: Axes | None) -> Axes:
     return new_ax
 
 
-def _naive_utc(values: pd.Series) -> np.ndarray:
-    """UTC timestamps as naive ``datetime64[ns]``, which matplotlib plots without pandas' converters."""
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+_MAX_LEGEND = 10
+
+
+def plt_cycle() -> Any:
+    """matplotlib's colour cycle, as the lines of one Axes would take it."""
+    import matplotlib as mpl
+
+    return mpl.rcParams["axes.prop_cycle"]
 
 
 def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
@@ -738,45 +857,83 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
 
     ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs. A marker
     sits on the snapshot in which ``last_delivered_at`` changed. A line rising with no markers is
-    a failing endpoint. Returns the matplotlib ``Axes`` (a new figure unless ``ax`` is given).
+    a failing endpoint. Up to ten subscriptions get a ``Line2D`` each, named in the legend; more
+    are drawn as one ``LineCollection`` (quick to draw, no per-line legend). Returns the
+    matplotlib ``Axes`` (a new figure unless ``ax`` is given).
     """
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
 
     ax = _new_axes(ax)
-    long = snapshots_frame(source)
+    history, _latest, latest = _history_of(source)
     ax.set_title("Delivery attempts per subscription")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("delivery_attempts")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if long.empty:
+    if latest is None:
         ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
         return ax
-    marker_label = "successful delivery"
-    for sub_id, group in long.sort_values(["id", "taken_at"], kind="stable").groupby("id", sort=True):
-        x = _naive_utc(group["taken_at"])
-        y = group["delivery_attempts"].astype("float64").to_numpy()
-        (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
-        delivered = group["last_delivered_at"]
-        changed = (delivered.ne(delivered.shift()) & delivered.notna()).to_numpy(dtype=bool, copy=True)
-        changed[0] = False  # the first snapshot shows a state, not a change
-        if changed.any():
-            ax.scatter(
-                x[changed],
-                y[changed],
-                s=60,
-                marker="o",
-                facecolors="none",
-                edgecolors=line.get_color(),
-                linewidths=1.5,
-                zorder=3,
-                label=marker_label,
-            )
-            marker_label = "_nolegend_"
+    hit_x: list[np.ndarray] = []
+    hit_y: list[np.ndarray] = []
+    hit_colours: list[Any] = []
+    labelled = len(history) <= _MAX_LEGEND
+    segments: list[np.ndarray] = []
+    segment_colours: list[Any] = []
+    colours = [c["color"] for c in plt_cycle()]
+    for sub_id in sorted(history):
+        # A point where each unchanged run starts and ends: the same line as one point per snapshot.
+        times: list[datetime] = []
+        counts: list[int] = []
+        hits: list[int] = []
+        before: Any = None
+        for i, run in enumerate(history[sub_id]):
+            delivered = run.sub.last_delivered_at
+            if i and delivered is not None and delivered != before:
+                hits.append(len(times))  # a delivery succeeded (not the first snapshot's state)
+            before = delivered
+            times.append(run.start)
+            counts.append(run.sub.delivery_attempts)
+            if run.end != run.start:
+                times.append(run.end)
+                counts.append(run.sub.delivery_attempts)
+        x = mdates.date2num(np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[us]"))
+        y = np.array(counts, dtype=np.float64)
+        if labelled:
+            (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
+            colour = line.get_color()
+        else:  # many lines: drawn below as one collection
+            colour = colours[len(segments) % len(colours)]
+            segments.append(np.column_stack([x, y]))
+            segment_colours.append(colour)
+        if hits:
+            hit_x.append(x[hits])
+            hit_y.append(y[hits])
+            hit_colours += [colour] * len(hits)
+    if segments:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(segments, colors=segment_colours, linewidths=1.2))
+        ax.autoscale_view()
+    if hit_x:  # one artist for every marker: quick to draw however many there are
+        ax.scatter(
+            np.concatenate(hit_x),
+            np.concatenate(hit_y),
+            s=60,
+            marker="o",
+            facecolors="none",
+            edgecolors=hit_colours,
+            linewidths=1.5,
+            zorder=3,
+            label="successful delivery",
+        )
+    if not labelled:
+        ax.set_title(f"Delivery attempts of {len(history)} subscriptions")
+    ax.xaxis_date()
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.legend(loc="upper left", fontsize="small")
+    if labelled or hit_x:
+        ax.legend(loc="upper left", fontsize="small")
     return ax
 
 
@@ -785,12 +942,15 @@ def plot_since_last_delivery(
     ax: Axes | None = None,
     now: datetime | None = None,
     idle_after: timedelta | float | pd.Timedelta = timedelta(hours=1),
+    max_rows: int = 20,
 ) -> Axes:
     """Time since each subscription's last successful delivery, as horizontal bars coloured by :func:`health` status.
 
     ``source``: a :class:`Monitor` or a list of ``(taken_at, [subscriptions])`` pairs; ``now`` and
     ``idle_after`` as for :func:`health`. Never-delivered subscriptions get no bar and the word
-    "never". Returns the matplotlib ``Axes``.
+    "never". With more than ``max_rows`` subscriptions, the ``max_rows`` that most need a look are
+    shown (failing, never delivered, idle, inactive, then healthy; the longest since a delivery
+    first), in id order, and the title says so. Returns the matplotlib ``Axes``.
     """
     ax = _new_axes(ax)
     h = health(source, now=now, idle_after=idle_after)
@@ -798,6 +958,13 @@ def plot_since_last_delivery(
     if h.empty:
         ax.text(0.5, 0.5, "no snapshots yet", ha="center", va="center", transform=ax.transAxes)
         return ax
+    if len(h) > max_rows:  # more bars would not be readable (nor quick to draw): the ones that need a look
+        worst = h.assign(
+            _rank=h["status"].map(_STATUS_RANK).fillna(len(_STATUS_RANK)),
+            _since=h["since_last_delivery"].fillna(pd.Timedelta.max),
+        ).sort_values(["_rank", "_since"], ascending=[True, False], kind="stable")
+        h = h.loc[sorted(worst.index[:max_rows])].reset_index(drop=True)
+        ax.set_title(f"Time since last successful delivery ({max_rows} of {len(worst)}: failing and oldest first)")
     seconds = h["since_last_delivery"].dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     finite = seconds[~np.isnan(seconds)]
     largest = float(finite.max()) if finite.size else 0.0
@@ -808,12 +975,16 @@ def plot_since_last_delivery(
     values = np.nan_to_num(seconds / size, nan=0.0)
     labels = [f"#{i}  {s}" for i, s in zip(h["id"], h["status"], strict=True)]
     colours = [_STATUS_COLOURS.get(str(s), "#95a5a6") for s in h["status"]]
+    from matplotlib.patches import Rectangle
+
     positions = np.arange(len(h))
-    ax.barh(positions, values, color=colours)
+    for pos, value, colour in zip(positions, values, colours, strict=True):
+        # What barh draws, without its per-bar limit updates (most of its time): the limits are set once below.
+        ax.add_artist(Rectangle((0.0, pos - 0.4), float(value), 0.8, facecolor=colour, edgecolor="none"))
     ax.set_yticks(positions, labels)
-    ax.invert_yaxis()
+    ax.set_ylim(len(h) - 0.5, -0.5)  # the first row on top
+    ax.set_xlim(0.0, (float(values.max()) or 1.0) * 1.15)  # room for the value labels at the bars' ends
     ax.set_xlabel(f"{unit} since last delivery")
-    ax.margins(x=0.15)  # room for the value labels at the bars' ends
     for pos, sec, value in zip(positions, seconds, values, strict=True):
         if np.isnan(sec):
             ax.text(0.0, float(pos), " never", va="center", ha="left", fontsize="small")

@@ -8,14 +8,15 @@ Both carry ``api_version`` ("v2" / "v3") and ``has_counters`` (v3 has no ``deliv
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["WebhookSubscription", "WebhookSubscriptionV3", "parse_datetime", "format_datetime", "humanize_since"]
+__all__ = ["WebhookSubscription", "WebhookSubscriptionV3", "SubscriptionList", "parse_datetime", "format_datetime",
+           "humanize_since"]
 
 DOCS_URL = "https://docs.linqapp.com/"
 
@@ -157,6 +158,93 @@ class WebhookSubscription:
             f'<span style="opacity:.7">v{self.version}</span>'
             f"<table>{body}</table></div>"
         )
+
+
+class SubscriptionList(Sequence[WebhookSubscription]):
+    """What ``list_subscriptions()`` returns: a read-only list of :class:`WebhookSubscription`, built on access.
+
+    It keeps the API's parsed JSON objects (:attr:`records`) and builds each subscription the
+    first time it is read (then keeps it), so a list call costs what ``requests`` + ``json``
+    cost, and :func:`linq_nb.frames.subscriptions_frame` builds its columns straight from the
+    records. It behaves as a list for reading: ``len``, indexing, slicing (a ``list``),
+    iteration, ``in``, ``==`` with a list (or another ``SubscriptionList``) of subscriptions,
+    ``+``; ``list(result)`` gives a real list.
+
+    A record that is not a valid subscription object raises ``on_error()`` when it is read
+    (the client passes a :class:`~linq_nb.errors.ServerError` factory).
+    """
+
+    __slots__ = ("_built", "_on_error", "_records")
+
+    def __init__(self, records: Sequence[Mapping[str, Any]],
+                 on_error: Callable[[], Exception] | None = None) -> None:
+        self._records = records
+        self._built: list[WebhookSubscription | None] | None = None
+        self._on_error = on_error
+
+    @property
+    def records(self) -> Sequence[Mapping[str, Any]]:
+        """The JSON objects as the API returned them (shared, not copied: do not change them)."""
+        return self._records
+
+    def _build(self, i: int) -> WebhookSubscription:
+        built = self._built
+        if built is None:
+            built = self._built = [None] * len(self._records)
+        sub = built[i]
+        if sub is None:
+            try:
+                sub = built[i] = WebhookSubscription.from_api(self._records[i])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                if self._on_error is None:
+                    raise
+                raise self._on_error() from None
+        return sub
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> WebhookSubscription: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[WebhookSubscription]: ...
+    def __getitem__(self, index: int | slice) -> WebhookSubscription | list[WebhookSubscription]:
+        if isinstance(index, slice):
+            return [self._build(i) for i in range(*index.indices(len(self._records)))]
+        n = len(self._records)
+        i = index.__index__()
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("SubscriptionList index out of range")
+        return self._build(i)
+
+    def __iter__(self) -> Iterator[WebhookSubscription]:
+        for i in range(len(self._records)):
+            yield self._build(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, SubscriptionList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+    def __add__(self, other: Sequence[WebhookSubscription]) -> list[WebhookSubscription]:
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[WebhookSubscription]) -> list[WebhookSubscription]:
+        return [*other, *self]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython shows it exactly as the list it stands for."""
+        p.pretty(list(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SubscriptionList, (list(self._records),))  # pickles as its records, without the error hook
 
 
 _MASK = "[secure]"

@@ -260,7 +260,7 @@ class SupportDesk:
         self.idle_after = idle_after
         self.window = max(2, int(window))
         self.demo = demo
-        self._snapshots: deque[tuple[datetime, list[WebhookSubscription]]] = deque(maxlen=self.window)
+        self._snapshots: deque[tuple[datetime, Sequence[WebhookSubscription]]] = deque(maxlen=self.window)
         self.triages: list[Triage] = []
         self.health_frame: pd.DataFrame | None = None
         self.attempts: dict[int, dict[str, Any]] = {}
@@ -290,7 +290,7 @@ class SupportDesk:
         return self.client.mode != "live"
 
     @property
-    def snapshots(self) -> list[tuple[datetime, list[WebhookSubscription]]]:
+    def snapshots(self) -> list[tuple[datetime, Sequence[WebhookSubscription]]]:
         """The latest ``window`` snapshots of ``list_subscriptions()``, ``(taken_at, subscriptions)``, oldest first."""
         return list(self._snapshots)
 
@@ -367,7 +367,7 @@ class SupportDesk:
         return png
 
     @staticmethod
-    def _draw(snaps: list[tuple[datetime, list[WebhookSubscription]]], status: str, size: tuple[float, float],
+    def _draw(snaps: Sequence[tuple[datetime, Sequence[WebhookSubscription]]], status: str, size: tuple[float, float],
               dpi: int, min_span: timedelta) -> bytes:
         from matplotlib.figure import Figure  # no pyplot: no global state, safe from any thread
 

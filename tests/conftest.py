@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +13,98 @@ import pytest
 SENTINEL_TOKEN = "tok_SENTINEL_5d1e7a_never_show_me"
 SENTINEL_SECRET = "whsec_SENTINEL_9c2f4b_never_show_me"
 RECEIVER_SECRET = "whsec_test"
+
+
+# --------------------------------------------------------------------------- the network guard
+# Nothing leaves this machine from a test. From the moment this file is imported (before any test runs), a
+# connect to anything but loopback or a Unix socket raises NetworkBlockedError (an OSError, so a client
+# or the sandbox treats it as a refused connection) and is recorded; the autouse fixture below then fails
+# the test that made it, whichever thread it came from. Resolving a name other than localhost is refused
+# too, so not even a DNS query goes out. Self-contained on purpose: it must not depend on the code it guards.
+
+
+class NetworkBlockedError(OSError):
+    """A test tried to reach an address outside this machine."""
+
+
+_blocked: list[str] = []
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_host(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    host = host.strip("[]").split("%", 1)[0].lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse(what: str) -> NetworkBlockedError:
+    _blocked.append(what)
+    return NetworkBlockedError(f"network guard (tests/conftest.py): {what} is outside this machine; "
+                               "tests may only reach loopback (127.0.0.0/8, ::1, localhost) or Unix sockets")
+
+
+def _allowed(sock: socket.socket, address: Any) -> bool:
+    if getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX:
+        return True
+    return isinstance(address, tuple) and bool(address) and _loopback_host(address[0])
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _allowed(self, address):
+        raise _refuse(f"connect to {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _allowed(self, address):
+        raise _refuse(f"connect to {address!r}")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in (None, "") and not _loopback_host(name) and not _is_ip_literal(name):
+        raise socket.gaierror(socket.EAI_NONAME, str(_refuse(f"resolving {name!r}")))
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+# pytest imports this file as `conftest`, and tests import it as `tests.conftest`: install the guard once
+# and share one record of attempts between both copies.
+_installed = getattr(socket.socket.connect, "blocked", None)
+if _installed is None:
+    _guarded_connect.blocked = _blocked  # type: ignore[attr-defined]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
+else:
+    _blocked = _installed
+
+
+@pytest.fixture(autouse=True)
+def _network_guard() -> Iterator[None]:
+    """Fail the test if it (or a thread it started) tried to reach beyond loopback."""
+    del _blocked[:]
+    yield
+    if _blocked:
+        attempts = "; ".join(_blocked)
+        del _blocked[:]
+        pytest.fail(f"the test tried to leave this machine: {attempts}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -147,6 +147,8 @@ def test_v3_validation_says_what_is_wrong() -> None:
     phone = v3.create_problems({"target_url": "https://example.com/h", "subscribed_events": ["message.sent"],
                                 "phone_numbers": ["303 555 0100"]})
     assert "E.164" in phone[0] and v3.problem_code(phone) == 1002
+    many = v3.update_problems({"phone_numbers": [f"+1202555{n:04d}" for n in range(101)]})
+    assert "over the limit of 100" in many[0]
     assert v3.create_problems({"target_url": "http://example.com/h", "subscribed_events": ["message.sent"]},
                               https_only_unless_loopback=True)[0].startswith("target_url")
     assert v3.update_problems({"phone_numbers": None, "is_active": False, "routing_key_header": ""}) == []

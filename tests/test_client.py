@@ -263,7 +263,8 @@ def test_the_servers_own_validation_errors_come_back_with_its_messages(client: L
 def test_plain_http_or_localhost_to_the_live_api_is_a_warning_not_an_error() -> None:
     live = LinqClient(token=SENTINEL_TOKEN)
     assert live.mode == "live"
-    # Warnings turned into errors stop the call right at the warning, before any request to the live API.
+    # Warnings turned into errors stop the call right at the warning, before any request to the live API;
+    # if the warning ever broke, conftest's network guard refuses the request (and fails this test).
     for url, match in (("http://example.com/hook", "plain http"), ("https://localhost/hook", "this machine")):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -303,9 +304,9 @@ def test_duplicate_guard_allows_other_urls_and_explicit_duplicates(client: LinqC
 
 
 def test_duplicate_guard_ignores_case_of_scheme_and_host_and_counts_inactive(client: LinqClient) -> None:
-    old = client.create_subscription(HOOK, ["message.sent"], active=False)
+    old = client.create_subscription("https://hooks.example.com/hook", ["message.sent"], active=False)
     with pytest.raises(DuplicateSubscriptionError, match="inactive") as info:
-        client.create_subscription("HTTP://127.0.0.1:9/hook", ["message.sent"])
+        client.create_subscription("HTTPS://HOOKS.Example.COM/hook", ["message.sent"])  # urlsplit lowers only scheme
     assert info.value.existing_ids == [old.id]
 
 

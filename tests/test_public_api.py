@@ -19,7 +19,7 @@ INIT = Path(linq_nb.__file__)
 # What the issues promise at the top level; removing any of these is a breaking change.
 PROMISED = {
     "LinqClient", "connect", "DEFAULT_BASE_URL",
-    "WebhookSubscription", "EVENTS", "EVENT_TYPES",
+    "WebhookSubscription", "SubscriptionList", "EVENTS", "EVENT_TYPES",
     "Sandbox", "Receiver",
     "subscriptions_frame", "deliveries_frame", "health", "Monitor",
     "token_input", "SubscriptionForm", "SubscriptionManager", "DeliveryView",

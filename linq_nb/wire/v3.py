@@ -46,7 +46,8 @@ __all__ = [
     "events_body", "WEBHOOK_VERSION", "sample_data", "make_envelope", "encode", "event_phone_number",
     "SECRET_PREFIX", "new_signing_secret", "signing_key", "standard_signature", "legacy_signature",
     "STANDARD_HEADERS", "LEGACY_HEADERS", "delivery_headers", "HAS_COUNTERS", "DEFAULT_ROUTING_ID_HEADER",
-    "TOLERANCE_SECONDS", "record_fields", "UNIQUE_URL", "VALIDATION_STATUS", "BODY_HINT", "with_phone_number",
+    "TOLERANCE_SECONDS", "record_fields", "MAX_PHONE_NUMBERS", "UNIQUE_URL", "VALIDATION_STATUS", "BODY_HINT",
+    "with_phone_number",
     "routing_headers", "created_body", "change_events",
 ]
 
@@ -87,6 +88,8 @@ UPDATE_FIELDS = (*CREATE_FIELDS, "is_active")
 _REQUIRED = ("target_url", "subscribed_events")
 _V2_NAMES = {"webhook_url": "target_url", "events": "subscribed_events", "active": "is_active",
              "secret": None, "version": None}
+#: The most numbers one subscription may filter on [decided: Linq documents no limit].
+MAX_PHONE_NUMBERS = 100
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "authorization", "connection",
@@ -162,6 +165,9 @@ def _phone_problems(numbers: object) -> list[str]:
         return []
     if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
         return ["phone_numbers must be an array of phone numbers in E.164 format, such as +14155551234, or null"]
+    if len(numbers) > MAX_PHONE_NUMBERS:
+        return [f"phone_numbers lists {len(numbers)} numbers, over the limit of {MAX_PHONE_NUMBERS}; "
+                "use several subscriptions, or no filter"]
     bad = [n for n in numbers if not _E164.fullmatch(n)]
     if bad:
         return [f"phone_numbers: {', '.join(shorten(n, 30) for n in bad[:3])} must be in E.164 format, "

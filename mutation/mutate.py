@@ -1,0 +1,318 @@
+"""Mutation testing of the code that decides (mutmut), and its report: ``make mutate``.
+
+    python mutation/mutate.py                  run every decision module, then print the report
+    python mutation/mutate.py signing client   run only those modules (the others keep their last results)
+    python mutation/mutate.py --changed        run only the modules changed since the last full run (CI)
+    python mutation/mutate.py --report         print the report of the last run, run nothing
+    python mutation/mutate.py --survivors      re-test only the last run's survivors (after adding tests)
+
+A full run records each module's score and the hash of its file in ``mutation/baseline.json`` (commit
+it); ``--changed`` runs the modules whose file no longer has that hash. ``--budget SECONDS`` stops
+starting modules (and cuts the one running) when the time is up; the report then says what was not run.
+
+mutmut copies the package into ``mutants/`` with every mutant built in, runs the suite once to learn
+which tests reach which function, then runs each mutant against only the tests that reach its
+function. So each module's run selects the tests that matter for it.
+
+The report gives, per module: mutants, killed, equivalent, survived, and the score
+``killed / (mutants - equivalent)``; then every surviving mutant as a diff. A survivor is either
+killed by a new test or listed in ``mutation/equivalent.txt`` with a one-line reason. Exit status 1
+when a module run here scores under ``TARGET`` or a mutant was not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT_FILE = ROOT / "mutation" / "equivalent.txt"
+TARGET = 90.0
+
+#: module -> (file, the functions that decide, as mutmut's mangled names: x_func, xǁClassǁmethod).
+#: The rules only: message building, logging, routing and DataFrame assembly around them are left out,
+#: so that a full run fits in CI on a shared 2-core machine.
+MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "signing": ("linq_nb/signing.py", ("x_*",)),
+    "validation": ("linq_nb/validation.py", ("x_*",)),
+    # retries (the Retry-After cap), lost-create recovery (what is ambiguous, what matches), the duplicate
+    # guard, the token's destination and its redaction from error text, delete's 404-on-retry
+    "client": ("linq_nb/client.py", (
+        "xǁ_TokenAuthǁ__call__", "xǁ_Retryǁ*", "x__normalize_webhook_url", "xǁLinqClientǁ_secrets_in",
+        "xǁLinqClientǁ_redact", "xǁLinqClientǁdelete_subscription", "xǁLinqClientǁ_duplicates_in",
+        "xǁLinqClientǁ_ambiguous", "xǁLinqClientǁ_recover_create",
+    )),
+    # which answers are final and which are retried, and what each attempt records
+    "delivery": ("linq_nb/sandbox/delivery.py", ("x__retryable", "xǁDelivererǁ_attempt")),
+    # partners kept apart: every read keyed by the partner; jobs go with their subscription
+    "store": ("linq_nb/sandbox/store.py", (
+        "x_partner_key", "xǁStoreǁsubscriptions", "xǁStoreǁget", "xǁStoreǁdelete", "xǁStoreǁenqueue",
+        "xǁStoreǁtarget",
+    )),
+    # faults and rate limits apply to the partner they were set for; routes act for the caller's partner
+    "app": ("linq_nb/sandbox/app.py", (
+        "xǁSandboxAppǁ__init__", "xǁSandboxAppǁ_take_fault", "xǁSandboxAppǁ_rate_limited", "xǁRateLimiterǁcheck",
+        "xǁSandboxAppǁ_route_collection", "xǁSandboxAppǁ_route_member", "xǁSandboxAppǁ_route_deliveries",
+    )),
+    # what the receiver accepts: path, method, size, signature (with rotation), JSON
+    "receiver": ("linq_nb/receiver.py", (
+        "x__check_secret", "xǁReceiverǁadd_secret", "xǁReceiverǁremove_secret", "xǁReceiverǁ_check",
+    )),
+    # the health verdict of one subscription (health() itself assembles the DataFrame)
+    "frames": ("linq_nb/frames.py", ("x__health_row", "x__ago")),
+}
+
+KILLED = {1, 3, 36, 37, -24, 24, 152, 255, -11, -9}  # a failing test, a timeout, a crash
+SURVIVED = {0, 5, 33}  # every test passed, or no test reaches the function
+NOT_RUN = {None}
+
+
+def module_of(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def globs(module: str) -> list[str]:
+    path, functions = MODULES[module]
+    return [f"{module_of(path)}.{f}__mutmut_*" for f in functions]
+
+
+def function_key(name: str) -> str:
+    """``linq_nb.client.xǁLinqClientǁrequest__mutmut_7`` -> ``client.xǁLinqClientǁrequest``."""
+    return name.partition("__mutmut_")[0].split(".", 1)[1].replace("sandbox.", "")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(modules: list[str], max_children: int, budget: float | None = None,
+        names: list[str] | None = None) -> tuple[float, bool]:
+    """One mutmut run over the modules' functions (or just ``names``); returns its time and whether it finished.
+
+    One run, not one per module: mutmut's set-up (copying, learning which tests reach which function,
+    a clean run of those tests) is paid once.
+    """
+    mutmut = Path(sys.executable).parent / "mutmut"
+    patterns = names if names is not None else [g for m in modules for g in globs(m)]
+    started = time.monotonic()
+    print(f"::: mutmut: {', '.join(modules)} ({len(patterns)} pattern(s))", flush=True)
+    log = ROOT / "mutants" / "run.log"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(max_children), *patterns],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)  # mutmut and the workers it forked
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            print(f"::: mutmut: cut short, the time budget of {budget:g} s is spent", flush=True)
+            return time.monotonic() - started, False
+    if code != 0:
+        print(log.read_text()[-4000:])
+        raise SystemExit(f"mutmut run failed (exit {code}); its output: {log}")
+    return time.monotonic() - started, True
+
+
+def survivors(modules: list[str]) -> list[str]:
+    """The mutants of these modules that no test killed last time (only they can change by adding tests),
+    less those listed as equivalent."""
+    os.chdir(ROOT)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    equivalent = {(e.function, e.change) for e in load_equivalents()}
+    out = []
+    for module in modules:
+        path = MODULES[module][0]
+        meta = ROOT / "mutants" / (path + ".meta")
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        for name, code in codes.items():
+            if code in KILLED or not any(fnmatch.fnmatchcase(name, g) for g in globs(module)):
+                continue
+            if code is not None and (function_key(name), mutated_lines(get_diff_for_mutant(name, path=path))) \
+                    in equivalent:
+                continue
+            out.append(name)
+    return out
+
+
+BASELINE = ROOT / "mutation" / "baseline.json"
+
+
+def file_hash(module: str) -> str:
+    return hashlib.sha256((ROOT / MODULES[module][0]).read_bytes()).hexdigest()[:16]
+
+
+def changed_modules() -> list[str]:
+    """The modules whose file differs from the one the last full run measured (all, without a record)."""
+    recorded = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    return [m for m in MODULES if recorded.get(m, {}).get("sha256") != file_hash(m)]
+
+
+def save_baseline(rows: list[Row], seconds: float, kind: str) -> None:
+    record = {row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
+                           "equivalent": row.equivalent, "survived": len(row.survivors),
+                           "score": round(row.score, 1)} for row in rows}
+    record["_last_run"] = {"kind": kind, "seconds": round(seconds)}  # type: ignore[assignment]
+    BASELINE.write_text(json.dumps(record, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Equivalent:
+    function: str
+    change: str
+    reason: str
+    used: bool = False
+
+
+def load_equivalents() -> list[Equivalent]:
+    """``function | the mutated line(s) | reason``, one per line; # starts a comment."""
+    out = []
+    for line in EQUIVALENT_FILE.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        function, change, reason = (part.strip() for part in line.split(" | ", 2))
+        out.append(Equivalent(function, change, reason))
+    return out
+
+
+def mutated_lines(diff: str) -> str:
+    """The lines the mutant has instead of the original, stripped and joined with " / "."""
+    return " / ".join(line[1:].strip() for line in diff.splitlines()
+                      if line.startswith("+") and not line.startswith("+++"))
+
+
+@dataclass
+class Row:
+    module: str
+    total: int = 0
+    killed: int = 0
+    equivalent: int = 0
+    not_run: int = 0
+    seconds: float = 0.0  # time spent testing its mutants (summed over the parallel workers)
+    survivors: list[tuple[str, str]] = field(default_factory=list)  # (name, diff)
+
+    @property
+    def score(self) -> float:
+        scored = self.total - self.equivalent
+        return 100.0 * self.killed / scored if scored else 100.0
+
+
+def report(modules: list[str]) -> list[Row]:
+    os.chdir(ROOT)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    equivalents = load_equivalents()
+    rows = []
+    for module in modules:
+        path, _ = MODULES[module]
+        row = Row(module)
+        meta = ROOT / "mutants" / (path + ".meta")
+        data = json.loads(meta.read_text()) if meta.exists() else {}
+        codes, durations = data.get("exit_code_by_key", {}), data.get("durations_by_key", {})
+        wanted = globs(module)
+        for name, code in sorted(codes.items(), key=lambda kv: (kv[0].partition("__mutmut_")[0],
+                                                                 int(kv[0].rpartition("_")[2]))):
+            if not any(fnmatch.fnmatchcase(name, g) for g in wanted):
+                continue
+            row.total += 1
+            row.seconds += durations.get(name, 0.0)
+            if code in KILLED:
+                row.killed += 1
+            elif code in NOT_RUN:
+                row.not_run += 1
+            else:
+                diff = get_diff_for_mutant(name, path=path)
+                change, fn = mutated_lines(diff), function_key(name)
+                match = next((e for e in equivalents if e.function == fn and e.change == change), None)
+                if match:
+                    match.used = True
+                    row.equivalent += 1
+                else:
+                    row.survivors.append((name, diff))
+        rows.append(row)
+
+    print(f"\n{'module':<12}{'file':<30}{'mutants':>8}{'killed':>8}{'equiv.':>8}{'survived':>9}{'score':>8}"
+          f"{'test s':>8}")
+    for row in rows:
+        survived = len(row.survivors)
+        extra = f"  ({row.not_run} not run)" if row.not_run else ""
+        print(f"{row.module:<12}{MODULES[row.module][0]:<30}{row.total:>8}{row.killed:>8}{row.equivalent:>8}"
+              f"{survived:>9}{row.score:>7.1f}%{row.seconds:>8.0f}{extra}")
+    for row in rows:
+        for name, diff in row.survivors:
+            print(f"\n--- survived: {name}\n{diff}")
+    stale = [e for e in equivalents if not e.used and e.function.split(".", 1)[0] in modules]
+    for e in stale:
+        print(f"\nnote: equivalent.txt entry matches no surviving mutant now: {e.function} | {e.change}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--report", action="store_true", help="print the last results; run nothing")
+    parser.add_argument("--changed", action="store_true",
+                        help="run only the modules changed since the full run recorded in mutation/baseline.json")
+    parser.add_argument("--budget", type=float, metavar="SECONDS", help="stop running modules after this long")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a module run is under the target")
+    parser.add_argument("--survivors", action="store_true",
+                        help="re-test only the last run's survivors (after adding tests; keeps mutants/)")
+    parser.add_argument("--keep", action="store_true",
+                        help="reuse mutants/ from the last run (faster; only while linq_nb/ is unchanged)")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    modules = args.modules or list(MODULES)
+    if args.changed:
+        modules = changed_modules()
+        if not modules:
+            print("mutation: no decision module changed since the last full run; nothing to run "
+                  "(the full report: make mutate)")
+            return 0
+        print(f"mutation: changed since the last full run: {', '.join(modules)}")
+    finished, elapsed = True, 0.0
+    if args.survivors:
+        names = survivors(modules)
+        print(f"mutation: re-testing the {len(names)} mutant(s) that survived last time")
+        if names:
+            elapsed, finished = run(modules, args.max_children, args.budget, names)
+    elif not args.report:
+        if not args.keep:  # mutmut copies the sources once; start from today's code
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        elapsed, finished = run(modules, args.max_children, args.budget)
+    if elapsed:
+        print(f"::: mutation run of {', '.join(modules)} took {elapsed:.0f} s")
+    rows = report(modules)
+    if not finished:
+        print("\nthe run was cut short: the mutants marked 'not run' were not tested (the full report: make mutate)")
+    # Every module measured in full (by this run, or a full one and then --survivors): record it for --changed.
+    if not (args.report or args.changed or args.modules) and finished and not any(r.not_run for r in rows):
+        save_baseline(rows, elapsed, "survivors re-tested" if args.survivors else "full run")
+        print(f"recorded in {BASELINE.relative_to(ROOT)}")
+    low = [r.module for r in rows if r.score < TARGET or r.not_run]
+    if low:
+        print(f"\nunder {TARGET:g} % or not fully run: {', '.join(low)}")
+    return 1 if low and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Sandbox delivery and isolation rules that mutation testing (``make mutate``) found unpinned.
+
+All over real HTTP: the sandbox's API on a free port, delivering to a real receiver.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.wrappers import Request, Response
+
+from linq_nb._server import ServerThread
+
+from linq_nb.receiver import Receiver
+from linq_nb.sandbox import Sandbox
+from linq_nb.sandbox.store import Store
+from tests.conftest import RECEIVER_SECRET, SENTINEL_TOKEN
+
+PATH = "/api/partner/v2/webhook_subscriptions"
+OTHER_TOKEN = "tok_other_partner"
+
+
+def subscribe(sandbox: Sandbox, url: str, events: list[str], *, token: str = SENTINEL_TOKEN,
+              secret: str | None = RECEIVER_SECRET) -> dict:
+    body: dict = {"webhook_url": url, "version": 2, "events": events}
+    if secret is not None:
+        body["secret"] = secret
+    resp = requests.post(sandbox.url + PATH, json={"webhook_subscription": body},
+                         headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["webhook_subscription"]
+
+
+def attempts_of(sandbox: Sandbox, sub_id: int) -> list[tuple[int, int | None, bool]]:
+    return [(d["attempt"], d["status_code"], d["ok"]) for d in sandbox.deliveries() if d["subscription_id"] == sub_id]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 599])
+def test_a_receivers_5xx_is_retried_including_a_plain_500(sandbox: Sandbox, receiver: Receiver, status: int) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=status)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert attempts_of(sandbox, sub["id"]) == [(1, status, False), (2, 200, True)]
+    assert [d["error"] for d in sandbox.deliveries()] == [None, None]  # an answer is not an error
+    assert len(receiver.events) == 1
+
+
+@pytest.mark.parametrize("status", [300, 399, 400, 404, 499])
+def test_a_receivers_3xx_or_4xx_other_than_429_is_final(sandbox: Sandbox, receiver: Receiver, status: int) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=status)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert attempts_of(sandbox, sub["id"]) == [(1, status, False)]
+    (state,) = sandbox.subscriptions()
+    assert state["delivery_attempts"] == 1 and state["last_delivered_at"] is None
+
+
+def test_deleting_a_subscription_removes_its_queued_retry_at_once(receiver: Receiver, tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.sqlite"
+    with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[3600], state=state) as sb:
+        sub = subscribe(sb, receiver.url, ["message.sent"])
+        receiver.fail_next(1, status=503)
+        sb.emit("message.sent")
+        assert receiver.wait_for_requests(1, timeout=10)
+        assert not sb.wait_for_deliveries(timeout=0.2)  # the retry waits its hour in the queue
+        resp = requests.delete(f"{sb.url}{PATH}/{sub['id']}", headers={"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN},
+                               timeout=10)
+        assert resp.status_code == 204
+        assert sb.wait_for_deliveries(timeout=5)  # nothing left to wait for, though the retry was an hour away
+    store = Store(state)  # and nothing is left in the record that a restart would pick up
+    try:
+        assert store.pending_count() == 0
+    finally:
+        store.close()
+
+
+def test_a_deactivated_subscriptions_pending_retry_is_dropped_not_sent(sandbox: Sandbox, receiver: Receiver) -> None:
+    sub = subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(1, status=503)
+    sandbox.emit("message.sent")
+    assert receiver.wait_for_requests(1, timeout=10)
+    body = {"webhook_url": receiver.url, "version": 2, "events": ["message.sent"], "active": False}
+    resp = requests.put(f"{sandbox.url}{PATH}/{sub['id']}", json={"webhook_subscription": body},
+                        headers={"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}, timeout=10)
+    assert resp.status_code == 200
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert len(receiver.requests) == 1 and attempts_of(sandbox, sub["id"]) == [(1, 503, False)]
+
+
+def test_one_partner_never_sees_reaches_or_changes_anothers_subscriptions(receiver: Receiver) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05]) as sb:
+        mine = subscribe(sb, receiver.url, ["message.sent"])
+        theirs = subscribe(sb, receiver.url, ["message.sent"], token=OTHER_TOKEN)
+        as_me = {"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}
+        listed = requests.get(sb.url + PATH, headers=as_me, timeout=10).json()["webhook_subscriptions"]
+        assert [s["id"] for s in listed] == [mine["id"]]
+        other_url = f"{sb.url}{PATH}/{theirs['id']}"
+        assert requests.get(other_url, headers=as_me, timeout=10).status_code == 404
+        body = {"webhook_url": receiver.url, "version": 2, "events": ["message.read"]}
+        assert requests.put(other_url, json={"webhook_subscription": body}, headers=as_me,
+                            timeout=10).status_code == 404
+        assert requests.delete(other_url, headers=as_me, timeout=10).status_code == 404
+        assert [s["events"] for s in sb.subscriptions(OTHER_TOKEN)] == [["message.sent"]]  # unchanged
+
+        sb.emit("message.sent", token=SENTINEL_TOKEN)  # my event goes to my subscription only
+        assert sb.wait_for_deliveries(timeout=10)
+        assert {r["subscription_id"] for r in receiver.requests} == {mine["id"]}
+        assert [d["subscription_id"] for d in sb.deliveries(SENTINEL_TOKEN)] == [mine["id"]]
+        assert sb.deliveries(OTHER_TOKEN) == []
+        mine_now = sb.subscriptions(SENTINEL_TOKEN)[0]
+        theirs_now = sb.subscriptions(OTHER_TOKEN)[0]
+        assert (mine_now["delivery_attempts"], theirs_now["delivery_attempts"]) == (1, 0)
+
+
+def api(sb: Sandbox, method: str, path: str = "", token: str = SENTINEL_TOKEN, **kwargs: object) -> requests.Response:
+    return requests.request(method, sb.url + path, headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10,
+                            **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_fault_set_by_one_partner_fails_only_that_partners_next_requests() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 2, "status": 503}).status_code == 200
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 200  # the other partner: untouched
+        assert [api(sb, "GET", PATH).status_code for _ in range(3)] == [503, 503, 200]  # exactly two, then over
+        sb.fail_next(1, status=502, token=OTHER_TOKEN)
+        assert api(sb, "GET", PATH).status_code == 200
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 502
+        sb.fail_next(1, status=500)  # no token: anyone's next request
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 500
+        assert api(sb, "GET", PATH).status_code == 200
+
+
+def test_a_rate_limit_set_by_one_partner_limits_only_that_partner() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        body = {"rate_limit": {"limit": 2, "per_seconds": 60}}
+        assert api(sb, "POST", "/_sandbox/faults", json=body).status_code == 200
+        assert [api(sb, "GET", PATH).status_code for _ in range(3)] == [200, 200, 429]
+        assert [api(sb, "GET", PATH, token=OTHER_TOKEN).status_code for _ in range(3)] == [200, 200, 200]
+        assert api(sb, "POST", "/_sandbox/faults", json={"rate_limit": None}).status_code == 200  # lifted
+        assert api(sb, "GET", PATH).status_code == 200
+        sb.set_rate_limit(1, 60)  # every partner, each on its own count
+        assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [200, 429]
+        assert [api(sb, "GET", PATH, token=OTHER_TOKEN).status_code for _ in range(2)] == [200, 429]
+
+
+def test_faults_and_limits_apply_to_the_subscription_api_only() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        sb.fail_next(1, status=503)
+        sb.set_rate_limit(1, 60)
+        assert api(sb, "GET", "/_sandbox/deliveries").status_code == 200
+        assert api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code == 202
+        assert api(sb, "GET", PATH).status_code == 503  # the fault was still waiting for an API request
+        assert api(sb, "GET", PATH).status_code == 200
+        assert api(sb, "GET", PATH).status_code == 429
+
+
+def test_every_token_given_is_a_partner_and_repeats_are_one() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN, SENTINEL_TOKEN]) as sb:
+        assert sb.tokens == [SENTINEL_TOKEN, OTHER_TOKEN]
+        for token in (SENTINEL_TOKEN, OTHER_TOKEN):
+            assert api(sb, "GET", PATH, token=token).status_code == 200
+        assert api(sb, "GET", PATH, token="tok_unknown").status_code == 401
+        assert api(sb, "GET", PATH, token="").status_code == 401
+
+
+def test_the_routes_act_for_the_callers_partner_and_name_the_missing_id() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[]) as sb, Receiver() as receiver:
+        mine = subscribe(sb, receiver.url, ["message.sent"], secret=None)
+        sb.emit("message.sent", token=SENTINEL_TOKEN)
+        assert sb.wait_for_deliveries(timeout=10)
+        got = api(sb, "GET", f"{PATH}/{mine['id']}")
+        assert (got.status_code, got.json()["webhook_subscription"]["id"]) == (200, mine["id"])
+        mine_log = api(sb, "GET", "/_sandbox/deliveries")
+        assert mine_log.status_code == 200 and len(mine_log.json()["deliveries"]) == 1
+        assert api(sb, "GET", "/_sandbox/deliveries", token=OTHER_TOKEN).json() == {"deliveries": []}
+        body = {"webhook_subscription": {"webhook_url": receiver.url, "version": 2, "events": ["message.sent"]}}
+        for method, kwargs in (("GET", {}), ("PUT", {"json": body}), ("DELETE", {})):
+            resp = api(sb, method, f"{PATH}/{mine['id']}", token=OTHER_TOKEN, **kwargs)
+            assert resp.status_code == 404, method
+            assert resp.json()["message"] == f"webhook subscription {mine['id']} not found", method
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A receiver that records each request as it came over the wire, and answers 307 to another place."""
+    seen: list[dict[str, Any]] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        seen.append({"method": request.environ["REQUEST_METHOD"], "path": request.path})
+        if request.path == "/moved":
+            return Response("", 307, headers={"Location": "/elsewhere"})
+        return Response("{}", 200, mimetype="application/json")
+
+    server = ServerThread(app).start()
+    yield server.url, seen
+    server.stop()
+
+
+def test_a_delivery_is_sent_as_post_in_capitals_and_a_redirect_is_final(
+        sandbox: Sandbox, wire: tuple[str, list[dict[str, Any]]]) -> None:
+    url, seen = wire
+    subscribe(sandbox, url + "/hook", ["message.sent"], secret=None)
+    moved = subscribe(sandbox, url + "/moved", ["message.read"], secret=None)
+    sandbox.emit("message.sent")
+    sandbox.emit("message.read")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    # HTTP methods are case-sensitive; a redirect is an answer, neither followed nor retried
+    assert sorted((r["method"], r["path"]) for r in seen) == [("POST", "/hook"), ("POST", "/moved")]
+    assert attempts_of(sandbox, moved["id"]) == [(1, 307, False)]
+
+
+def test_a_receiver_that_hangs_up_without_answering_is_a_retried_connection_error(sandbox: Sandbox) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+
+    def hang_up(times: int) -> None:
+        for _ in range(times):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()  # read the request, answer nothing
+
+    t = threading.Thread(target=hang_up, args=(4,), daemon=True)
+    t.start()
+    try:
+        sub = subscribe(sandbox, f"http://127.0.0.1:{listener.getsockname()[1]}/hook", ["message.sent"],
+                        secret=None)
+        sandbox.emit("message.sent")
+        assert sandbox.wait_for_deliveries(timeout=10)
+    finally:
+        listener.close()
+        t.join(timeout=10)
+    log = [d for d in sandbox.deliveries() if d["subscription_id"] == sub["id"]]
+    assert len(log) == 4  # the first try and the fixture's three retries
+    assert {(d["status_code"], d["error"]) for d in log} == {(None, "connection error: ProtocolError")}
+
+
+def test_nothing_listening_is_a_connection_error_named_for_its_cause(sandbox: Sandbox) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    subscribe(sandbox, f"http://127.0.0.1:{port}/hook", ["message.sent"], secret=None)
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert {(d["status_code"], d["error"]) for d in sandbox.deliveries()} == {
+        (None, "connection error: NewConnectionError")}
+
+
+def test_each_attempt_records_how_long_it_took_in_milliseconds_to_the_microsecond(
+        sandbox: Sandbox, receiver: Receiver) -> None:
+    subscribe(sandbox, receiver.url, ["message.sent"])
+    receiver.fail_next(3, status=503)
+    started = time.perf_counter()
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    waited_ms = (time.perf_counter() - started) * 1000
+    durations = [d["duration_ms"] for d in sandbox.deliveries()]
+    assert len(durations) == 4
+    assert all(0 < ms <= waited_ms for ms in durations)  # each within the time this test waited for all four
+    assert all(round(ms, 3) == ms for ms in durations)  # rounded to the microsecond ...
+    assert any(ms != int(ms) for ms in durations)  # ... not to the millisecond
+
+
+def test_an_event_reaches_every_subscription_listing_it_among_others(sandbox: Sandbox, receiver: Receiver) -> None:
+    both = subscribe(sandbox, receiver.url, ["message.sent", "message.read", "reaction.received"], secret=None)
+    subscribe(sandbox, receiver.url, ["message.sent"], secret=None)
+    sandbox.emit("message.read")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert [r["subscription_id"] for r in receiver.requests] == [both["id"]]
+
+
+def test_a_partner_is_kept_under_the_first_24_hex_digits_of_its_tokens_sha256(tmp_path: Path) -> None:
+    # The key is what a state file records for each partner (never the token), so it must stay the same
+    # across versions for an old state file to be read back. Computed outside linq_nb.
+    from linq_nb.sandbox.store import partner_key
+
+    assert partner_key("tok_partner_a") == "0df3574f03fb05cc46729f2a"
+    assert partner_key("tök") != partner_key("tok")
