@@ -42,6 +42,7 @@ README_END = "<!-- bench:end -->"
 BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("startup", "bench_startup"),
     ("client", "bench_client"),
+    ("v3", "bench_v3"),
     ("frames", "bench_frames"),
     ("monitor", "bench_monitor"),
     ("latency", "bench_latency"),

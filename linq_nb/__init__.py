@@ -1,7 +1,8 @@
-"""linq_nb: explore, teach and debug Linq Partner API v2 webhook subscriptions from Jupyter.
+"""linq_nb: explore, teach and debug Linq Partner API webhook subscriptions (v2 and v3) from Jupyter.
 
 >>> import linq_nb
 >>> client = linq_nb.connect()          # the sandbox, unless LINQ_INTEGRATION_TOKEN is set
+>>> v3 = linq_nb.connect(api="v3")      # or LINQ_API_VERSION=v3: the same token, the same sandbox
 >>> sub = client.create_subscription("https://example.com/hook", ["message.received"])
 >>> linq_nb.subscriptions_frame(client.list_subscriptions())
 
@@ -20,10 +21,12 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # client
     "LinqClient": "client",
+    "LinqClientV3": "client_v3",
     "connect": "client",
     "DEFAULT_BASE_URL": "client",
     # models and catalogue
     "WebhookSubscription": "models",
+    "WebhookSubscriptionV3": "models",
     "SubscriptionList": "models",
     "EVENTS": "events",
     "EVENT_TYPES": "events",
@@ -57,6 +60,16 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionForm": "widgets",
     "SubscriptionManager": "widgets",
     "DeliveryView": "widgets",
+    # subscriptions as code, and the v2 -> v3 move (linq_nb.plans: plan is the function)
+    "plan": "plans",
+    "Plan": "plans",
+    "load_desired": "plans",
+    "DesiredStateError": "plans",
+    "migrate_v2_to_v3": "migrate",
+    "Migration": "migrate",
+    "MigrationError": "migrate",
+    "Deduplicator": "migrate",
+    "PlanView": "plan_widget",
     # the support app (apps/support.ipynb)
     "SupportDesk": "support",
     "SupportDashboard": "dashboard",
@@ -80,6 +93,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import DEFAULT_BASE_URL, LinqClient, connect
+    from .client_v3 import LinqClientV3
     from .dashboard import SupportDashboard
     from .errors import (
         AuthenticationError,
@@ -105,7 +119,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         subscriptions_frame,
     )
     from .listen import Listener
-    from .models import SubscriptionList, WebhookSubscription
+    from .migrate import Deduplicator, Migration, MigrationError, migrate_v2_to_v3
+    from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3
+    from .plan_widget import PlanView
+    from .plans import DesiredStateError, Plan, load_desired, plan
     from .receiver import Receiver
     from .sandbox import Sandbox
     from .support import SupportDesk

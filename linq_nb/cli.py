@@ -7,6 +7,9 @@ examples:
   linq-nb receiver --port 8766 --secret whsec_123   # a local endpoint that verifies signatures
   linq-nb listen --forward-to http://127.0.0.1:8766/webhooks --token-file tok   # deliveries through the relay
   linq-nb app                                       # the support app (Voila) on http://127.0.0.1:8866/
+  linq-nb plan subscriptions.toml                   # what applying the file would change (exit 0/2/1)
+  linq-nb apply subscriptions.toml                  # carry it out (asks before deleting)
+  linq-nb migrate move.json                         # the v2 -> v3 move, one resumable step at a time
 
 Run "linq-nb COMMAND --help" for a command's options. In a checkout, the command is .venv/bin/linq-nb.
 """
@@ -442,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-browser", action="store_true", help="do not open a browser")
     ap.set_defaults(func=_cmd_app)
 
+    from ._plan_cli import add_parsers
+
+    add_parsers(sub, os.environ.get("LINQ_API_BASE_URL"))  # plan, apply, migrate
     sub.add_parser("receiver", add_help=False,
                    help="serve a local webhook receiver that verifies signatures (see: linq-nb receiver --help)")
     return parser

@@ -48,7 +48,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -64,7 +65,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util.retry import Retry
 
-from . import __version__
+from . import __version__, wire
 from .errors import (
     ConfigurationError,
     DuplicateSubscriptionError,
@@ -78,8 +79,11 @@ from .errors import (
 from .events import EVENT_TYPES
 from .models import SubscriptionList, WebhookSubscription
 from .validation import is_loopback_url, subscription_problems, url_problems
+from .wire import v2 as wire_v2
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Self
+
     from .sandbox import Sandbox
 
 __all__ = ["LinqClient", "connect", "DEFAULT_BASE_URL", "RequestPreview", "embedded_sandbox"]
@@ -90,6 +94,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL: Final = "https://api.linqapp.com"
 TOKEN_ENV: Final = "LINQ_INTEGRATION_TOKEN"
 BASE_URL_ENV: Final = "LINQ_API_BASE_URL"
+#: ``v2`` (the default) or ``v3``: which API version :func:`connect` speaks.
+API_VERSION_ENV: Final = "LINQ_API_VERSION"
 TOKEN_HEADER: Final = "X-LINQ-INTEGRATION-TOKEN"
 #: How previews show the token, as Linq's own docs do.
 TOKEN_PLACEHOLDER: Final = "<X-LINQ-INTEGRATION-TOKEN>"
@@ -117,6 +123,12 @@ _KEYWORD_HINTS: Final = {
     "enabled": "active", "is_active": "active",
     "webhook_secret": "secret", "signing_secret": "secret",
 }
+#: The same for v3's names (v2's keywords used with a v3 client, and slips).
+_KEYWORD_HINTS_V3: Final = {
+    "url": "target_url", "webhook_url": "target_url", "webhook": "target_url", "endpoint": "target_url",
+    "event": "subscribed_events", "events": "subscribed_events", "event_types": "subscribed_events",
+    "enabled": "is_active", "active": "is_active", "phones": "phone_numbers", "phone_number": "phone_numbers",
+}
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -137,7 +149,8 @@ def _keyword_hints(method: Callable[_P, _R]) -> Callable[_P, _R]:
             if not unknown:
                 raise
             name = unknown[0]
-            better = _KEYWORD_HINTS.get(name) or next(iter(difflib.get_close_matches(name, names, n=1)), None)
+            better = next((h for h in (_KEYWORD_HINTS.get(name), _KEYWORD_HINTS_V3.get(name)) if h in names),
+                          None) or next(iter(difflib.get_close_matches(name, names, n=1)), None)
             guess = f"; did you mean {better}=?" if better in names else ""
             raise TypeError(f"{method.__name__}() got an unexpected keyword argument {name!r}{guess} "
                             f"It takes: {', '.join(names)}.") from None
@@ -149,22 +162,24 @@ def _keyword_hints(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class _TokenAuth(AuthBase):
-    """Adds ``X-LINQ-INTEGRATION-TOKEN`` to requests for one base URL; its repr never shows the token."""
+    """Adds the token's header(s) (v2 ``X-LINQ-INTEGRATION-TOKEN``, v3 ``Authorization: Bearer``, as the
+    version's wire module says) to requests for one base URL; its repr never shows the token."""
 
-    __slots__ = ("_origin", "_token")
+    __slots__ = ("_headers", "_origin", "_token")
 
-    def __init__(self, token: str, base_url: str) -> None:
+    def __init__(self, token: str, base_url: str, wire: ModuleType = wire_v2) -> None:
         self._token = token
+        self._headers: dict[str, str] = wire.auth_headers(token)
         self._origin = _origin(base_url)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         # Only ever send the token to the API it belongs to (never to another host).
         if r.url and _origin(r.url) == self._origin:
-            r.headers[TOKEN_HEADER] = self._token
+            r.headers.update(self._headers)
         return r
 
     def __repr__(self) -> str:
-        return f"<_TokenAuth {TOKEN_HEADER}=[secure]>"
+        return f"<_TokenAuth {'/'.join(self._headers)}=[secure]>"
 
     __str__ = __repr__
 
@@ -219,8 +234,10 @@ def _normalize_base_url(url: str) -> str:
     """``https://API.linqapp.com/`` -> ``https://api.linqapp.com`` (scheme/host lowercased, no trailing slash)."""
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/")
-    if path.endswith("/api/partner/v2"):  # a common paste: the API prefix is added per call
-        path = path[: -len("/api/partner/v2")]
+    for prefix in ("/api/partner/v2", "/api/partner/v3", "/api/partner"):  # common pastes (the SDK's base_url
+        if path.endswith(prefix):                                          # ends in /api/partner): the API
+            path = path[: -len(prefix)]                                    # prefix is added per call
+            break
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 
 
@@ -230,10 +247,10 @@ def _normalize_webhook_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
 
 
-def _events_list(events: object) -> object:
+def _events_list(events: object, catalogue: Sequence[str] = EVENT_TYPES) -> object:
     """Lists and tuples keep their order; sets follow the catalogue's order; repeats are dropped."""
     if isinstance(events, (set, frozenset)):
-        return [e for e in EVENT_TYPES if e in events] + sorted(str(e) for e in events if e not in EVENT_TYPES)
+        return [e for e in catalogue if e in events] + sorted(str(e) for e in events if e not in catalogue)
     if isinstance(events, (list, tuple)):
         seen: list[Any] = []
         for e in events:
@@ -323,6 +340,8 @@ class RequestPreview:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
+    #: How the token is shown in ``headers`` (``<X-LINQ-INTEGRATION-TOKEN>`` in v2, ``<token>`` in v3).
+    token_placeholder: str = field(default=TOKEN_PLACEHOLDER, repr=False)
 
     @property
     def json(self) -> str:
@@ -347,7 +366,7 @@ class RequestPreview:
             '<div class="linq-preview">'
             f"<div><b>{html.escape(self.method)}</b> <code>{html.escape(self.url)}</code></div>"
             f"<pre>{html.escape(self.curl)}</pre>{body}"
-            f'<div style="opacity:.7">Replace {html.escape(TOKEN_PLACEHOLDER)} with your token'
+            f'<div style="opacity:.7">Replace {html.escape(self.token_placeholder)} with your token'
             + (f" and {html.escape(SECRET_PLACEHOLDER)} with the secret" if SECRET_PLACEHOLDER in self.json else "")
             + " before running it.</div></div>"
         )
@@ -356,8 +375,10 @@ class RequestPreview:
 # --------------------------------------------------------------------------- the client
 
 
-class LinqClient:
-    """Client for Linq Partner API v2 webhook subscriptions (live API or a sandbox).
+class _ApiClient:
+    """What every version's client shares: the session, auth, retries, the one HTTP choke point, error
+    mapping, previews and sandbox routes. A subclass names its version's wire module (``wire``) and
+    adds the typed subscription methods; nothing here branches on the version.
 
     Args:
         token: the integration token; defaults to ``$LINQ_INTEGRATION_TOKEN``.
@@ -378,6 +399,19 @@ class LinqClient:
     """
 
     recovery_delays: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    #: The version's wire module (:mod:`linq_nb.wire.v2` or ``v3``): paths, auth header, bodies, error shape.
+    wire: ClassVar[ModuleType] = wire_v2
+    #: How previews show the token in the auth header.
+    token_placeholder: ClassVar[str] = TOKEN_PLACEHOLDER
+    #: The subscription's URL field, as the version names it (in warnings).
+    _url_field: ClassVar[str] = "webhook_url"
+    #: The keyword arguments of ``create_subscription`` / ``update_subscription`` for what every version's
+    #: form has (``url`` and ``events`` are the first two positional arguments of a create). The widgets
+    #: build their calls from this; a name missing from an operation is one the version does not take there.
+    FORM_FIELDS: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "create": {"secret": "secret", "active": "active", "allow_duplicate": "allow_duplicate"},
+        "update": {"url": "webhook_url", "events": "events", "active": "active", "secret": "secret"},
+    }
 
     def __init__(self, token: str | None = None, base_url: str | None = None, *, timeout: float = 10.0,
                  max_retries: int = 3, backoff_factor: float = 0.2, max_retry_after: float = 30.0) -> None:
@@ -419,7 +453,7 @@ class LinqClient:
         )
         retry.max_retry_after = float(max_retry_after)
         session = requests.Session()
-        session.auth = _TokenAuth(token, self._base_url)
+        session.auth = _TokenAuth(token, self._base_url, self.wire)
         session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
         if is_loopback_url(self._base_url):
             session.trust_env = False  # never send sandbox traffic through an HTTP(S)_PROXY
@@ -427,6 +461,24 @@ class LinqClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session  # only its auth object keeps the token
+        self._settings: dict[str, Any] = {"timeout": self.timeout, "max_retries": max_retries,
+                                          "backoff_factor": backoff_factor, "max_retry_after": max_retry_after}
+
+    def for_api(self, api: str) -> _ApiClient:
+        """A client of API version ``api`` with this one's token, base URL and settings (itself if the same).
+
+        Linq's token works on both versions, so one setting serves a v2 -> v3 move.
+
+        >>> connect().for_api("v3").api
+        'v3'
+        """
+        cls = client_class(api)
+        if isinstance(self, cls):
+            return self
+        auth = self._session.auth
+        other = cls(token=auth._token, base_url=self._base_url, **self._settings)  # type: ignore[union-attr]
+        other.recovery_delays = self.recovery_delays
+        return other
 
     # ------------------------------------------------------------------ identity and display
 
@@ -440,33 +492,38 @@ class LinqClient:
         """``"live"`` for the real Linq API (``DEFAULT_BASE_URL``), ``"sandbox"`` for any other base URL."""
         return "live" if self._base_url == DEFAULT_BASE_URL else "sandbox"
 
+    @property
+    def api(self) -> str:
+        """The API version this client speaks: ``"v2"`` or ``"v3"``."""
+        return str(self.wire.VERSION)
+
     def __repr__(self) -> str:
-        return f"<LinqClient mode={self.mode!r} base_url={self._base_url!r}>"
+        return f"<{type(self).__name__} mode={self.mode!r} base_url={self._base_url!r}>"
 
     def __str__(self) -> str:
-        return f"LinqClient ({self.mode} mode) at {self._base_url}"
+        return f"{type(self).__name__} ({self.mode} mode) at {self._base_url}"
 
     def _repr_html_(self) -> str:
         colour, note = (("#c0392b", "the live Linq API: changes are real") if self.mode == "live"
                         else ("#2980b9", "a sandbox: nothing here reaches Linq"))
         return (
             f'<div class="linq-client" style="border-left:4px solid {colour};padding:4px 10px">'
-            f"<b>LinqClient</b> · <b>{self.mode}</b> mode · <code>{html.escape(self._base_url)}</code>"
+            f"<b>{type(self).__name__}</b> · <b>{self.mode}</b> mode · <code>{html.escape(self._base_url)}</code>"
             f'<div style="opacity:.7">{note}</div></div>'
         )
 
     # ------------------------------------------------------------------ lifecycle
 
     def __reduce__(self) -> Any:
-        raise TypeError("a LinqClient holds an integration token and is not pickled, so the token never lands in "
-                        "a file or another process by accident; create a new client there (linq_nb.connect())")
+        raise TypeError(f"a {type(self).__name__} holds an integration token and is not pickled, so the token never "
+                        "lands in a file or another process by accident; create a new client there (linq_nb.connect())")
 
     def close(self) -> None:
         """Close the HTTP session (its pooled connections). Safe to call twice."""
         self._closed = True
         self._session.close()
 
-    def __enter__(self) -> LinqClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -497,7 +554,7 @@ class LinqClient:
         if not path.startswith("/"):
             path = "/" + path
         if self._closed:
-            raise ConfigurationError("this LinqClient was closed", method=method, path=path,
+            raise ConfigurationError(f"this {type(self).__name__} was closed", method=method, path=path,
                                      hint="Create a new client (or call linq_nb.connect() again).")
         secrets = self._secrets_in(json)
         started = time.perf_counter()
@@ -545,7 +602,7 @@ class LinqClient:
         auth = self._session.auth
         token = auth._token if isinstance(auth, _TokenAuth) else ""
         if token:
-            text = text.replace(token, TOKEN_PLACEHOLDER)
+            text = text.replace(token, self.token_placeholder)
         for secret in secrets:
             text = text.replace(secret, SECRET_PLACEHOLDER)
         return text
@@ -576,6 +633,138 @@ class LinqClient:
         return LinqConnectionError(
             f"could not reach {self._base_url}{tries}", method=method, path=path, errors=[detail] if detail else (),
         )
+
+    # ------------------------------------------------------------------ sandbox control routes
+
+    def sandbox_route(self, method: str, path: str, json: Any = None) -> Any:
+        """Call a sandbox control route (``/_sandbox/...``) through the same choke point.
+
+        Works against the embedded sandbox and a shared (classroom) one; refused in live mode.
+
+        >>> client.sandbox_route("POST", "/_sandbox/events", {"event_type": "message.received"})
+        {'event_id': '...', 'deliveries_queued': 1}
+        >>> client.sandbox_route("GET", "deliveries")["deliveries"]   # the prefix may be left out
+        [...]
+        """
+        if self.mode == "live":
+            raise ConfigurationError(
+                f"{method.upper()} {path}: sandbox routes exist only in a sandbox, and this client talks to "
+                f"the live API at {self._base_url}",
+                hint="Skip this step when live, or use linq_nb.connect() without a token to get a sandbox.",
+            )
+        path = "/" + path.lstrip("/")
+        if not (path == SANDBOX_PREFIX or path.startswith(SANDBOX_PREFIX + "/")):
+            path = SANDBOX_PREFIX + path
+        return self.request(method, path, json=json)
+
+    # ------------------------------------------------------------------ shared internals
+
+    def _preview(self, method: str, path: str, body: dict[str, Any] | None) -> RequestPreview:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers.update(self.wire.auth_headers(self.token_placeholder))
+        return RequestPreview(method=method, url=self._base_url + path, headers=headers, body=_masked_body(body),
+                              token_placeholder=self.token_placeholder)
+
+    def _warn_about_url(self, url: str) -> None:
+        if self.mode != "live":
+            return
+        if is_loopback_url(url):
+            warnings.warn(f"{self._url_field} {url!r} points at this machine: Linq's servers cannot deliver to it. "
+                          "Use a public https URL (or a tunnel), or the sandbox for local testing.",
+                          UserWarning, stacklevel=4)
+        elif urlsplit(url).scheme.lower() != "https":
+            warnings.warn(f"{self._url_field} {url!r} uses plain http: webhook bodies would travel unencrypted. "
+                          "Use https for the live API.", UserWarning, stacklevel=4)
+
+    @staticmethod
+    def _ambiguous(exc: LinqError) -> bool:
+        """Could the server have acted on a request that failed this way?"""
+        if isinstance(exc, LinqConnectionError):
+            return True
+        return isinstance(exc, ServerError) and (exc.status is None or exc.status >= 500 or exc.status < 300)
+
+    def _post_once(self, path: str, body: dict[str, Any], recover: Callable[[datetime], Any]) -> Any:
+        """POST a create exactly once. After an answer lost in a way the server may have acted on
+        (timeout, dropped connection, 5xx), ``recover(started)`` looks for what it created; the
+        original error is raised when nothing shows up. Never resends."""
+        started = datetime.now(timezone.utc)
+        try:
+            return self._created(self.request("POST", path, json=body), path)
+        except LinqError as exc:
+            if not self._ambiguous(exc):
+                raise
+            logger.info("create_subscription: the answer was lost (%s); looking for what it created",
+                        type(exc).__name__)
+            found = recover(started)
+            if found is None:
+                raise
+            logger.info("create_subscription: the lost request created subscription %s", found.id)
+            return self._recovered(found, exc)
+
+    def _created(self, data: Any, path: str) -> Any:
+        """The subscription in a create's answer."""
+        return self._one("POST", path, data)
+
+    def _recovered(self, found: Any, exc: LinqError) -> Any:
+        """What a create returns when its lost answer's subscription was found (the subscription itself)."""
+        return found
+
+    def _one(self, method: str, path: str, data: Any) -> Any:  # pragma: no cover - each version has its own
+        raise NotImplementedError
+
+    def list_subscriptions(self) -> Sequence[Any]:  # pragma: no cover - each version has its own
+        raise NotImplementedError
+
+    def _find_created(self, before_ids: Collection[Any], started: datetime, matches: Callable[[Any], bool], *,
+                      order: Callable[[Any], Any]) -> Any:
+        """A subscription that was not in ``before_ids``, was created after ``started`` (less the clock
+        skew) and ``matches``; looked for after each of ``recovery_delays``. None if none shows up."""
+        earliest = started - CLOCK_SKEW
+        for delay in self.recovery_delays:
+            if delay:
+                time.sleep(delay)
+            try:
+                subs = self.list_subscriptions()
+            except LinqError as exc:
+                logger.info("create_subscription: could not list subscriptions to recover (%s)", type(exc).__name__)
+                return None
+            candidates = [s for s in subs if s.id not in before_ids and matches(s)
+                          and (s.created_at is None or s.created_at >= earliest)]
+            if candidates:
+                if len(candidates) > 1:
+                    logger.warning("create_subscription: %d new subscriptions match the lost request (%s); "
+                                   "returning the first", len(candidates), ", ".join(str(s.id) for s in candidates))
+                return min(candidates, key=order)
+        return None
+
+    def _shape_error(self, method: str, path: str, what: str) -> ServerError:
+        return _ShapeError(method, path, what, self.api)()
+
+
+class LinqClient(_ApiClient):
+    """Client for Linq Partner API v2 webhook subscriptions (live API or a sandbox).
+
+    Args:
+        token: the integration token; defaults to ``$LINQ_INTEGRATION_TOKEN``.
+        base_url: defaults to ``$LINQ_API_BASE_URL``, then ``https://api.linqapp.com`` (live).
+        timeout: seconds to wait for each HTTP attempt.
+        max_retries: retries of GET/PUT/DELETE on 429/5xx/connection errors/timeouts (0: none).
+        backoff_factor: urllib3 backoff: ``backoff_factor * 2 ** (retry - 1)`` seconds between retries.
+        max_retry_after: the longest ``Retry-After`` (seconds) the client waits for before retrying;
+            a longer one raises at once (:class:`RateLimitError` carries ``retry_after``).
+
+    >>> with LinqClient(token="...", base_url="http://127.0.0.1:8765") as client:
+    ...     client.mode, len(client.list_subscriptions())
+    ('sandbox', 0)
+
+    v3 is :class:`linq_nb.client_v3.LinqClientV3` (``connect(api="v3")``), on the same machinery.
+
+    Attributes:
+        recovery_delays: seconds to wait before each look for a subscription a lost create may have
+            made (the request may still be in flight after a timeout).
+    """
+
+    wire: ClassVar[ModuleType] = wire_v2
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -641,19 +830,8 @@ class LinqClient:
         before = self.list_subscriptions()
         if not allow_duplicate:
             self._refuse_duplicates(before, inner["webhook_url"], inner["events"])
-        started = datetime.now(timezone.utc)
-        try:
-            return self._one("POST", API_PATH, self.request("POST", API_PATH, json=body))
-        except LinqError as exc:
-            if not self._ambiguous(exc):
-                raise
-            logger.info("create_subscription: the answer was lost (%s); looking for what it created",
-                        type(exc).__name__)
-            found = self._recover_create(inner, {s.id for s in before}, started)
-            if found is None:
-                raise
-            logger.info("create_subscription: the lost request created subscription %s", found.id)
-            return found
+        return self._post_once(API_PATH, body, lambda started: self._recover_create(inner, {s.id for s in before},
+                                                                                    started))
 
     @_keyword_hints
     def update_subscription(self, id: SubscriptionRef, *, webhook_url: str = _UNSET,
@@ -725,29 +903,6 @@ class LinqClient:
         """
         return self._preview("DELETE", f"{API_PATH}/{_subscription_id(id)}", None)
 
-    # ------------------------------------------------------------------ sandbox control routes
-
-    def sandbox_route(self, method: str, path: str, json: Any = None) -> Any:
-        """Call a sandbox control route (``/_sandbox/...``) through the same choke point.
-
-        Works against the embedded sandbox and a shared (classroom) one; refused in live mode.
-
-        >>> client.sandbox_route("POST", "/_sandbox/events", {"event_type": "message.received"})
-        {'event_id': '...', 'deliveries_queued': 1}
-        >>> client.sandbox_route("GET", "deliveries")["deliveries"]   # the prefix may be left out
-        [...]
-        """
-        if self.mode == "live":
-            raise ConfigurationError(
-                f"{method.upper()} {path}: sandbox routes exist only in a sandbox, and this client talks to "
-                f"the live API at {self._base_url}",
-                hint="Skip this step when live, or use linq_nb.connect() without a token to get a sandbox.",
-            )
-        path = "/" + path.lstrip("/")
-        if not (path == SANDBOX_PREFIX or path.startswith(SANDBOX_PREFIX + "/")):
-            path = SANDBOX_PREFIX + path
-        return self.request(method, path, json=json)
-
     # ------------------------------------------------------------------ internals
 
     def _build_body(self, action: str, webhook_url: object, events: object, *, secret: object, active: object,
@@ -768,17 +923,6 @@ class LinqClient:
         if warn:
             self._warn_about_url(str(webhook_url))
         return {"webhook_subscription": inner}
-
-    def _warn_about_url(self, url: str) -> None:
-        if self.mode != "live":
-            return
-        if is_loopback_url(url):
-            warnings.warn(f"webhook_url {url!r} points at this machine: Linq's servers cannot deliver to it. "
-                          "Use a public https URL (or a tunnel), or the sandbox for local testing.",
-                          UserWarning, stacklevel=4)
-        elif urlsplit(url).scheme.lower() != "https":
-            warnings.warn(f"webhook_url {url!r} uses plain http: webhook bodies would travel unencrypted. "
-                          "Use https for the live API.", UserWarning, stacklevel=4)
 
     def _update_request(self, id: object, *, webhook_url: Any, events: Any, secret: Any, active: Any,
                         warn: bool = True) -> tuple[str, dict[str, Any]]:
@@ -811,11 +955,6 @@ class LinqClient:
         )
         return f"{API_PATH}/{sub_id}", body
 
-    def _preview(self, method: str, path: str, body: dict[str, Any] | None) -> RequestPreview:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        headers[TOKEN_HEADER] = TOKEN_PLACEHOLDER
-        return RequestPreview(method=method, url=self._base_url + path, headers=headers, body=_masked_body(body))
-
     def _refuse_duplicates(self, existing: Sequence[WebhookSubscription], webhook_url: str, events: list[str]) -> None:
         dups = self._duplicates_in(existing, webhook_url, events)
         if not dups:
@@ -843,43 +982,18 @@ class LinqClient:
                 out.append((sub, common))
         return out
 
-    @staticmethod
-    def _ambiguous(exc: LinqError) -> bool:
-        """Could the server have acted on a request that failed this way?"""
-        if isinstance(exc, LinqConnectionError):
-            return True
-        return isinstance(exc, ServerError) and (exc.status is None or exc.status >= 500 or exc.status < 300)
-
     def _recover_create(self, inner: Mapping[str, Any], before_ids: set[int],
                         started: datetime) -> WebhookSubscription | None:
         """After a lost create: the subscription it made, if one shows up; never resends."""
         want_events = set(inner["events"])
         want_url = _normalize_webhook_url(inner["webhook_url"])
         want_secret = bool(inner.get("secret"))
-        earliest = started - CLOCK_SKEW
-        for delay in self.recovery_delays:
-            if delay:
-                time.sleep(delay)
-            try:
-                subs = self.list_subscriptions()
-            except LinqError as exc:
-                logger.info("create_subscription: could not list subscriptions to recover (%s)", type(exc).__name__)
-                return None
-            candidates = [
-                s for s in subs
-                if s.id not in before_ids
-                and _normalize_webhook_url(s.webhook_url) == want_url
-                and set(s.events) == want_events
-                and s.active == inner["active"]
-                and s.secret_configured == want_secret
-                and (s.created_at is None or s.created_at >= earliest)
-            ]
-            if candidates:
-                if len(candidates) > 1:
-                    logger.warning("create_subscription: %d new subscriptions match the lost request (%s); "
-                                   "returning the first", len(candidates), ", ".join(str(s.id) for s in candidates))
-                return min(candidates, key=lambda s: s.id)
-        return None
+        return self._find_created(before_ids, started, lambda s: (
+            _normalize_webhook_url(s.webhook_url) == want_url
+            and set(s.events) == want_events
+            and s.active == inner["active"]
+            and s.secret_configured == want_secret
+        ), order=lambda s: s.id)
 
     def _parse(self, obj: Any, method: str, path: str) -> WebhookSubscription:
         try:
@@ -893,10 +1007,6 @@ class LinqClient:
             raise self._shape_error(method, path, "webhook_subscription")
         return self._parse(obj, method, path)
 
-    @staticmethod
-    def _shape_error(method: str, path: str, what: str) -> ServerError:
-        return _ShapeError(method, path, what)()
-
 
 @dataclass(frozen=True)
 class _ShapeError:
@@ -905,10 +1015,11 @@ class _ShapeError:
     method: str
     path: str
     what: str
+    api: str = "v2"
 
     def __call__(self) -> ServerError:
         return ServerError(f"the server's answer has no valid {self.what!r}", method=self.method, path=self.path,
-                           hint="Check that the base URL points at the Linq v2 API (or a linq-nb sandbox).")
+                           hint=f"Check that the base URL points at the Linq {self.api} API (or a linq-nb sandbox).")
 
 
 # --------------------------------------------------------------------------- connect()
@@ -939,8 +1050,32 @@ def _start_embedded() -> Sandbox:
         return _embedded
 
 
-def connect(**kwargs: Any) -> LinqClient:
+def client_class(api: str | int | None = None) -> type[_ApiClient]:
+    """The client class of an API version (``"v2"``, ``"v3"``; None: ``$LINQ_API_VERSION``, else v2).
+
+    The one place a version picks a client; everything else takes the version's wire module.
+    """
+    raw = api if api is not None else (os.environ.get(API_VERSION_ENV) or "v2")
+    try:
+        version = wire.get(raw.strip() if isinstance(raw, str) else raw).VERSION
+    except ValueError:
+        source = "api" if api is not None else API_VERSION_ENV
+        raise ConfigurationError(f"{source}={raw!r} is not a Linq API version linq_nb speaks",
+                                 hint=f"Use 'v2' or 'v3' (connect(api='v3') or {API_VERSION_ENV}=v3).") from None
+    if version == "v3":
+        from .client_v3 import LinqClientV3
+
+        return LinqClientV3
+    return LinqClient
+
+
+def connect(api: str | None = None, **kwargs: Any) -> Any:
     """A ready client: the live API if a token is set, else an embedded sandbox (one per process).
+
+    ``api`` (or ``$LINQ_API_VERSION``) picks the version: ``"v2"`` (the default) gives a
+    :class:`LinqClient`, ``"v3"`` a :class:`linq_nb.client_v3.LinqClientV3`. The same token
+    and the same sandbox serve both, so the three modes (embedded sandbox, shared sandbox,
+    live) work for either version.
 
     With ``LINQ_INTEGRATION_TOKEN`` (or ``token=``) set, returns ``LinqClient(**kwargs)``, which
     talks to ``LINQ_API_BASE_URL`` (or ``base_url=``), default the live API. Otherwise starts
@@ -950,16 +1085,19 @@ def connect(**kwargs: Any) -> LinqClient:
     >>> client = connect()
     >>> client
     <LinqClient mode='sandbox' base_url='http://127.0.0.1:51234'>
+    >>> connect(api="v3")
+    <LinqClientV3 mode='sandbox' base_url='http://127.0.0.1:51234'>
 
     Raises:
         ConfigurationError: ``LINQ_API_BASE_URL`` (or ``base_url=``) is set without a token:
             a shared sandbox or the live API needs one, and silently using a private sandbox
-            instead would hide the mistake.
+            instead would hide the mistake. Or the version is not v2 or v3.
     """
+    cls = client_class(api)
     token = kwargs.get("token") or os.environ.get(TOKEN_ENV)
     if token and token.strip():
-        client = LinqClient(**kwargs)
-        logger.info("linq_nb: %s mode, API at %s", client.mode, client.base_url)
+        client = cls(**kwargs)
+        logger.info("linq_nb: %s mode, API %s at %s", client.mode, client.api, client.base_url)
         return client
     base_url = kwargs.get("base_url") or os.environ.get(BASE_URL_ENV)
     if base_url:
@@ -970,7 +1108,7 @@ def connect(**kwargs: Any) -> LinqClient:
         )
     options = {k: v for k, v in kwargs.items() if k not in ("token", "base_url")}
     sandbox = _start_embedded()
-    client = LinqClient(token=sandbox.token, base_url=sandbox.url, **options)
+    client = cls(token=sandbox.token, base_url=sandbox.url, **options)
     logger.info("linq_nb: sandbox mode, embedded sandbox at %s (set %s to use the live API)",
                 client.base_url, TOKEN_ENV)
     return client

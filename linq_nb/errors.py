@@ -14,9 +14,10 @@ The tree::
     └── LinqConnectionError        no HTTP answer at all
         └── LinqTimeoutError       the request timed out
 
-Every error carries ``status``, ``error_code``, ``method``, ``path`` and
-``errors`` (the server's messages), each None or empty where not known, and a
-``hint``: what to do next. None of them ever holds a token or a webhook secret:
+Every error carries ``status``, ``error_code``, ``method``, ``path``,
+``errors`` (the server's messages) and ``trace_id`` (v3 answers have one: quote it
+to Linq's support), each None or empty where not known, and a ``hint``: what to do
+next. None of them ever holds a token or a webhook secret:
 the client never hands them one. Standard library only.
 """
 
@@ -58,8 +59,10 @@ class LinqError(Exception):
         path: str | None = None,
         errors: Sequence[str] = (),
         hint: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.message = message
+        self.trace_id = trace_id
         self.status = status
         self.error_code = error_code
         self.method = method
@@ -86,6 +89,8 @@ class LinqError(Exception):
             text += "\n" + "\n".join(f"  - {e}" for e in extra)
         if self.hint:
             text += f"\n  What to do: {self.hint}"
+        if self.trace_id:
+            text += f"\n  trace_id: {self.trace_id} (quote it if you ask Linq's support)"
         return text
 
     def __repr__(self) -> str:
@@ -96,7 +101,8 @@ class LinqError(Exception):
         items = "".join(f"<li>{esc(e)}</li>" for e in self.errors if e != self.message)
         meta = " · ".join(
             esc(x)
-            for x in (self.request, f"HTTP {self.status}" if self.status else None, self.error_code)
+            for x in (self.request, f"HTTP {self.status}" if self.status else None, self.error_code,
+                      f"trace_id {self.trace_id}" if self.trace_id else None)
             if x
         )
         return (
@@ -115,16 +121,17 @@ class ConfigurationError(LinqError):
 
 
 class DuplicateSubscriptionError(LinqError):
-    """A subscription with the same URL and overlapping events already exists."""
+    """v2: a subscription with the same URL and overlapping events already exists. v3: a subscription
+    already has this ``target_url`` (v3 allows each once per account; ``existing_ids`` are UUIDs)."""
 
     default_hint = (
         "Linq delivers every event once per matching subscription. Update the existing "
         "subscription instead, or pass allow_duplicate=True if you really want two."
     )
 
-    def __init__(self, message: str, *, existing_ids: Sequence[int], overlapping_events: Sequence[str],
+    def __init__(self, message: str, *, existing_ids: Sequence[int | str], overlapping_events: Sequence[str],
                  **kwargs: Any) -> None:
-        self.existing_ids = list(existing_ids)
+        self.existing_ids: list[int | str] = list(existing_ids)
         self.overlapping_events = list(overlapping_events)
         super().__init__(message, **kwargs)
 
@@ -194,13 +201,19 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _parse_body(body: bytes | str) -> tuple[str | None, str | None, list[str]]:
-    """(message, error_code, errors) from either v2 error shape, or from plain text."""
+def _parse_body(body: bytes | str) -> tuple[str | None, str | None, list[str], str | None]:
+    """(message, error_code, errors, trace_id) from either v2 error shape, v3's, or plain text."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         data = json.loads(text) if text.strip() else None
     except ValueError:
         data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        # v3: {"error": {"status": 404, "code": 2001, "message": "..."}, "success": false, "trace_id": "..."}
+        inner = data["error"]
+        msg, num, trace = inner.get("message"), inner.get("code"), data.get("trace_id")
+        return (str(msg) if msg else None, None if num is None else str(num), [str(msg)] if msg else [],
+                str(trace)[:100] if trace else None)
     if isinstance(data, dict):
         raw = data.get("errors")
         errors: list[str] = []
@@ -214,9 +227,9 @@ def _parse_body(body: bytes | str) -> tuple[str | None, str | None, list[str]]:
                     errors.append(str(item))
         message = data.get("message")
         return (str(message) if message else (errors[0] if errors else None),
-                str(code) if code else None, errors)
+                str(code) if code else None, errors, None)
     snippet = " ".join(text.split())[:200]
-    return (snippet or None), None, []
+    return (snippet or None), None, [], None
 
 
 _BY_STATUS: dict[int, type[LinqError]] = {
@@ -233,15 +246,16 @@ def error_from_response(status: int, body: bytes | str, *, method: str, path: st
                         headers: Mapping[str, str] | None = None) -> LinqError:
     """Pick and build the right :class:`LinqError` for an error response.
 
-    Copes with both v2 error shapes (``StandardError`` and ``Error``), with
-    non-JSON bodies and with statuses the API does not document.
+    Copes with both v2 error shapes (``StandardError`` and ``Error``), v3's
+    (``{"error": {...}, "trace_id"}``), non-JSON bodies and statuses the API does not document.
     """
-    message, code, errors = _parse_body(body)
+    message, code, errors, trace_id = _parse_body(body)
     cls = _BY_STATUS.get(status, ServerError)
     if cls is ServerError and 400 <= status < 500:
         cls = ValidationError
     message = message or f"the server answered HTTP {status} with no explanation"
-    kwargs: dict[str, Any] = dict(status=status, error_code=code, method=method, path=path, errors=errors)
+    kwargs: dict[str, Any] = dict(status=status, error_code=code, method=method, path=path, errors=errors,
+                                  trace_id=trace_id)
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=_retry_after(headers or {}), **kwargs)
     return cls(message, **kwargs)

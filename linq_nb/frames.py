@@ -2,6 +2,10 @@
 
 - :func:`subscriptions_frame`: one row per subscription, from ``WebhookSubscription`` objects
   or the API's raw JSON dicts (the fast path: a 100,000-row list response in well under a second).
+  v3 subscriptions (``WebhookSubscriptionV3`` or v3's JSON) give v3's columns
+  (:data:`V3_SUBSCRIPTION_COLUMNS`): an ``api_version`` column and **no counter columns**, because
+  v3's object has no ``delivery_attempts`` or ``last_delivered_at``. Delivery health for v3 comes
+  from attempt logs instead: :func:`deliveries_frame` of the sandbox's, or ``Receiver.frame()``.
 - :func:`style_subscriptions`: the same frame as a pandas ``Styler`` with inactive and
   never-delivered rows marked, for a notebook table.
 - :func:`deliveries_frame`: the sandbox's per-attempt delivery log.
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .models import SubscriptionList, WebhookSubscription, parse_datetime
+from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3, parse_datetime
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -37,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DATETIME_DTYPE",
     "SUBSCRIPTION_COLUMNS",
+    "V3_SUBSCRIPTION_COLUMNS",
     "DELIVERY_COLUMNS",
     "HEALTH_COLUMNS",
     "HEALTH_STATUSES",
@@ -84,6 +89,21 @@ _DEFAULTS: dict[str, Any] = {
     "created_at": None,
     "updated_at": None,
 }
+
+#: Columns of :func:`subscriptions_frame` for v3 subscriptions, in order: v3's field names, the API version,
+#: and no delivery counters (v3's subscription object has none).
+V3_SUBSCRIPTION_COLUMNS: tuple[str, ...] = (
+    "id",
+    "api_version",
+    "target_url",
+    "subscribed_events",
+    "is_active",
+    "phone_numbers",
+    "routing_key_header",
+    "routing_id_header",
+    "created_at",
+    "updated_at",
+)
 
 #: Columns of :func:`deliveries_frame`, in order (the keys of the sandbox's delivery log).
 DELIVERY_COLUMNS: tuple[str, ...] = (
@@ -135,6 +155,13 @@ def _int_array(values: list[Any]) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool))
 
 
+def _id_array(values: list[Any]) -> Any:
+    """Subscription ids: ``Int64`` when they are v2's integers, text when any is v3's UUID."""
+    if any(isinstance(v, str) for v in values):
+        return _str_series([None if v is None else str(v) for v in values])
+    return _int_array(values)
+
+
 def _str_series(values: list[Any]) -> pd.Series:
     """pandas' default string dtype (``str`` on pandas 3, ``object`` on pandas 2); None stays missing."""
     return pd.Series(values, dtype=str)
@@ -173,11 +200,13 @@ def _unwrap_subscriptions(subs: Any) -> list[Any]:
     """The list of subscription items in whatever the caller passed."""
     if isinstance(subs, SubscriptionList):  # list_subscriptions()'s result: its JSON, no objects built
         return list(subs.records)
-    if isinstance(subs, WebhookSubscription):
+    if isinstance(subs, (WebhookSubscription, WebhookSubscriptionV3)):
         return [subs]
     if isinstance(subs, Mapping):
         if "webhook_subscriptions" in subs:  # the list endpoint's whole body
             return list(subs["webhook_subscriptions"])
+        if "subscriptions" in subs:  # v3's list body
+            return list(subs["subscriptions"])
         if "webhook_subscription" in subs:  # a create/get/update body
             return [subs["webhook_subscription"]]
         if "id" in subs:  # one raw subscription object
@@ -212,8 +241,46 @@ def _subscription_columns(items: list[Any]) -> dict[str, list[Any]]:
     return {name: [row.get(name, default) for row in rows] for name, default in _DEFAULTS.items()}
 
 
-def subscriptions_frame(subs: Iterable[SubscriptionLike] | Mapping[str, Any]) -> pd.DataFrame:
+def _is_v3(item: Any) -> bool:
+    return isinstance(item, WebhookSubscriptionV3) or (isinstance(item, Mapping) and "target_url" in item)
+
+
+def _v3_subscriptions_frame(items: list[Any]) -> pd.DataFrame:
+    """v3's columns (:data:`V3_SUBSCRIPTION_COLUMNS`), from WebhookSubscriptionV3 objects or v3's JSON objects."""
+    rows: list[Mapping[str, Any]] = []
+    for item in items:
+        if isinstance(item, WebhookSubscriptionV3):
+            rows.append(item.__dict__)
+        elif isinstance(item, Mapping) and "webhook_url" not in item:
+            rows.append(item)
+        else:
+            raise TypeError("subscriptions_frame() got v2 and v3 subscriptions together; make one frame per "
+                            "version (their columns differ: v3 has no delivery counters)")
+    return pd.DataFrame({
+        "id": _str_series([r.get("id") for r in rows]),
+        "api_version": _str_series(["v3"] * len(rows)),
+        "target_url": _str_series([r.get("target_url", "") for r in rows]),
+        "subscribed_events": _object_series([_as_list(r.get("subscribed_events")) for r in rows]),
+        "is_active": np.array([bool(r.get("is_active", True)) for r in rows], dtype=bool),
+        "phone_numbers": _object_series([_as_list(r["phone_numbers"]) if r.get("phone_numbers") else None
+                                         for r in rows]),
+        "routing_key_header": _str_series([r.get("routing_key_header") for r in rows]),
+        "routing_id_header": _str_series([r.get("routing_id_header") for r in rows]),
+        "created_at": _datetime_index([r.get("created_at") for r in rows], "created_at"),
+        "updated_at": _datetime_index([r.get("updated_at") for r in rows], "updated_at"),
+    }, columns=list(V3_SUBSCRIPTION_COLUMNS))
+
+
+def subscriptions_frame(subs: Iterable[SubscriptionLike] | Mapping[str, Any], *,
+                        api: str | None = None) -> pd.DataFrame:
     """One row per subscription, with fixed columns and dtypes.
+
+    v3 subscriptions (``WebhookSubscriptionV3`` objects, v3's JSON objects or its list body
+    ``{"subscriptions": [...]}``), or ``api="v3"`` for an empty list, give v3's own columns,
+    :data:`V3_SUBSCRIPTION_COLUMNS`: ``id`` (str, a UUID), ``api_version`` ("v3"), ``target_url``,
+    ``subscribed_events`` and ``phone_numbers`` (lists; None when unfiltered), ``is_active``,
+    the routing headers, ``created_at``/``updated_at``, and **no counter columns**: v3 has no
+    ``delivery_attempts`` or ``last_delivered_at``. What follows is v2's frame.
 
     ``subs`` may hold ``WebhookSubscription`` objects, the API's raw JSON objects, or both;
     the list endpoint's whole body (``{"webhook_subscriptions": [...]}``) is accepted too.
@@ -242,6 +309,8 @@ def subscriptions_frame(subs: Iterable[SubscriptionLike] | Mapping[str, Any]) ->
     ISO 8601 is parsed leniently, and one that is not a date at all raises ``ValueError``.
     """
     items = _unwrap_subscriptions(subs)
+    if api == "v3" or (items and api is None and _is_v3(items[0])):
+        return _v3_subscriptions_frame(items)
     cols = _subscription_columns(items)
     data: dict[str, Any] = {}
     for name in SUBSCRIPTION_COLUMNS:
@@ -262,10 +331,12 @@ def subscriptions_frame(subs: Iterable[SubscriptionLike] | Mapping[str, Any]) ->
 def subscription_marks(df: pd.DataFrame) -> pd.Series:
     """Per row of a :func:`subscriptions_frame`: ``"inactive"``, ``"never delivered"`` or ``""``.
 
-    An inactive subscription is marked inactive whether or not it ever delivered.
+    An inactive subscription is marked inactive whether or not it ever delivered. A v3 frame has no
+    counters, so nothing in it is marked "never delivered" (its attempt logs tell).
     """
-    inactive = ~df["active"].astype(bool).to_numpy()
-    never = df["last_delivered_at"].isna().to_numpy()
+    inactive = ~df["active" if "active" in df.columns else "is_active"].astype(bool).to_numpy()
+    never = (df["last_delivered_at"].isna().to_numpy() if "last_delivered_at" in df.columns
+             else np.zeros(len(df), dtype=bool))
     marks = np.where(inactive, "inactive", np.where(never, "never delivered", ""))
     return pd.Series(marks, index=df.index, name="mark", dtype=str)
 
@@ -291,8 +362,9 @@ def style_subscriptions(df: pd.DataFrame) -> Styler:
 
     styler = df.style.apply(frame_css, axis=None)
     formats: dict[str, Any] = {}
-    if "events" in df.columns:
-        formats["events"] = lambda v: ", ".join(v) if isinstance(v, (list, tuple)) else str(v)
+    for name in ("events", "subscribed_events", "phone_numbers"):
+        if name in df.columns:
+            formats[name] = lambda v: ", ".join(v) if isinstance(v, (list, tuple)) else "—" if v is None else str(v)
     if "last_delivered_at" in df.columns:
         formats["last_delivered_at"] = lambda v: "never" if pd.isna(v) else str(v)
     styler = styler.format(formats, na_rep="—")
@@ -307,7 +379,8 @@ def deliveries_frame(records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -
 
     ``records`` is ``Sandbox.deliveries()``, or the body of ``GET /_sandbox/deliveries``
     (``{"deliveries": [...]}``). Columns, in order: ``event_id``, ``event_type`` (str),
-    ``subscription_id``, ``attempt``, ``status_code`` (``Int64``, <NA> when the attempt got no
+    ``subscription_id`` (``Int64`` for v2's ids; text when v3's UUIDs are among them),
+    ``attempt``, ``status_code`` (``Int64``, <NA> when the attempt got no
     answer), ``error`` (str, missing when none), ``ok`` (bool), ``started_at``
     (``datetime64[ns, UTC]``), ``duration_ms`` (float). Empty input gives the same columns.
     Keys other than these are ignored.
@@ -323,7 +396,7 @@ def deliveries_frame(records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -
         {
             "event_id": _str_series(cols["event_id"]),
             "event_type": _str_series(cols["event_type"]),
-            "subscription_id": _int_array(cols["subscription_id"]),
+            "subscription_id": _id_array(cols["subscription_id"]),
             "attempt": _int_array(cols["attempt"]),
             "status_code": _int_array(cols["status_code"]),
             "error": _str_series(cols["error"]),
@@ -346,6 +419,10 @@ class SupportsListSubscriptions(Protocol):
 def _as_subscription(item: Any) -> WebhookSubscription:
     if isinstance(item, WebhookSubscription):
         return item
+    if _is_v3(item):
+        raise TypeError("v3 subscriptions have no delivery counters, which snapshots, health() and the plots read; "
+                        "for v3, read the attempt logs: deliveries_frame(client.sandbox_route('GET', "
+                        "'/_sandbox/deliveries')) or receiver.frame()")
     if isinstance(item, Mapping):
         return WebhookSubscription.from_api(item)
     raise TypeError(f"a snapshot holds a {type(item).__name__}; expected WebhookSubscription objects or dicts")

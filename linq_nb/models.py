@@ -1,15 +1,22 @@
-"""``WebhookSubscription``: the subscription object every v2 call returns. Standard library only."""
+"""The subscription objects the API returns: ``WebhookSubscription`` (v2) and ``WebhookSubscriptionV3``.
+
+Both carry ``api_version`` ("v2" / "v3") and ``has_counters`` (v3 has no ``delivery_attempts`` or
+``last_delivered_at``), and both answer to the same generic names (``webhook_url``, ``events``,
+``active``, ``secret_configured``) so that frames and widgets take either. Standard library only.
+"""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, overload
+from typing import Any, ClassVar, overload
+from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["WebhookSubscription", "SubscriptionList", "parse_datetime", "format_datetime", "humanize_since"]
+__all__ = ["WebhookSubscription", "WebhookSubscriptionV3", "SubscriptionList", "parse_datetime", "format_datetime",
+           "humanize_since"]
 
 DOCS_URL = "https://docs.linqapp.com/"
 
@@ -70,6 +77,10 @@ class WebhookSubscription:
     until a delivery succeeds. The secret itself is never returned by the API,
     only ``secret_configured``.
     """
+
+    #: The API version the object comes from; v2 counts deliveries on the object, v3 does not.
+    api_version: ClassVar[str] = "v2"
+    has_counters: ClassVar[bool] = True
 
     id: int
     webhook_url: str
@@ -234,3 +245,146 @@ class SubscriptionList(Sequence[WebhookSubscription]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SubscriptionList, (list(self._records),))  # pickles as its records, without the error hook
+
+
+_MASK = "[secure]"
+
+
+@dataclass(frozen=True, repr=False)
+class WebhookSubscriptionV3:
+    """One v3 webhook subscription, as the API returned it (immutable).
+
+    v3 names its fields ``target_url``, ``subscribed_events`` and ``is_active``; the v2 names
+    (``webhook_url``, ``events``, ``active``) are read-only aliases, so code written for both
+    versions reads either object. Ids are UUID strings. **v3 has no delivery counters**: there
+    is no ``delivery_attempts`` or ``last_delivered_at`` (``has_counters`` is False); see a
+    receiver's or the sandbox's attempt log for delivery health instead.
+
+    ``signing_secret`` is set only on the object ``create_subscription`` returned, the one time
+    the API shows it. It is masked in every repr and left out of equality and ``to_api()``;
+    read the attribute itself to store it somewhere safe.
+    """
+
+    api_version: ClassVar[str] = "v3"
+    has_counters: ClassVar[bool] = False
+
+    id: str
+    target_url: str
+    subscribed_events: tuple[str, ...]
+    is_active: bool
+    phone_numbers: tuple[str, ...] | None
+    routing_key_header: str | None
+    routing_id_header: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    signing_secret: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> WebhookSubscriptionV3:
+        """Build from the JSON object the API returns (the create answer's ``signing_secret`` kept)."""
+        phones = obj.get("phone_numbers")
+        secret = obj.get("signing_secret")
+        fields = {
+            "id": str(obj["id"]),
+            "target_url": str(obj.get("target_url", "")),
+            "subscribed_events": tuple(str(e) for e in obj.get("subscribed_events") or ()),
+            "is_active": bool(obj.get("is_active", True)),
+            "phone_numbers": tuple(str(p) for p in phones) if phones else None,
+            "routing_key_header": obj.get("routing_key_header") or None,
+            "routing_id_header": obj.get("routing_id_header") or None,
+            "created_at": parse_datetime(obj.get("created_at")),
+            "updated_at": parse_datetime(obj.get("updated_at")),
+            "signing_secret": str(secret) if isinstance(secret, str) and secret else None,
+        }
+        sub = object.__new__(cls)
+        sub.__dict__.update(fields)  # as WebhookSubscription.from_api: same object, no guarded setattr
+        return sub
+
+    def to_api(self) -> dict[str, Any]:
+        """The JSON object as list and retrieve return it (never the signing secret)."""
+        return {
+            "id": self.id,
+            "target_url": self.target_url,
+            "subscribed_events": list(self.subscribed_events),
+            "is_active": self.is_active,
+            "phone_numbers": list(self.phone_numbers) if self.phone_numbers else None,
+            "routing_key_header": self.routing_key_header,
+            "routing_id_header": self.routing_id_header,
+            "created_at": format_datetime(self.created_at),
+            "updated_at": format_datetime(self.updated_at),
+        }
+
+    # --- the generic names frames and widgets read ------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        """v2's name for :attr:`target_url`."""
+        return self.target_url
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """v2's name for :attr:`subscribed_events`."""
+        return self.subscribed_events
+
+    @property
+    def active(self) -> bool:
+        """v2's name for :attr:`is_active`."""
+        return self.is_active
+
+    @property
+    def secret_configured(self) -> bool:
+        """Always True: every v3 subscription signs its deliveries (with the secret create returned)."""
+        return True
+
+    @property
+    def webhook_version(self) -> str | None:
+        """The payload version the target URL asks for (``?version=2026-02-03``), or None (the newest)."""
+        values = parse_qs(urlsplit(self.target_url).query).get("version")
+        return values[0] if values else None
+
+    # --- display ----------------------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        secret = f", signing_secret={_MASK!r}" if self.signing_secret else ""
+        return (f"WebhookSubscriptionV3(id={self.id!r}, target_url={self.target_url!r}, "
+                f"subscribed_events={self.subscribed_events!r}, is_active={self.is_active!r}, "
+                f"phone_numbers={self.phone_numbers!r}{secret})")
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self.signing_secret:
+            raise TypeError("this WebhookSubscriptionV3 holds its signing_secret and is not pickled, so the secret "
+                            "never lands in a file by accident; store sub.signing_secret in a secret store, and "
+                            "pickle dataclasses.replace(sub, signing_secret=None) if you must")
+        return super().__reduce_ex__(protocol)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        colour = "#27ae60" if self.is_active else "#7f8c8d"
+        events = " ".join(
+            f'<code style="background:rgba(127,127,127,.15);padding:0 3px">{esc(e)}</code>'
+            for e in self.subscribed_events
+        )
+        secret = ("shown once, kept on this object as <code>.signing_secret</code> (masked here): store it now"
+                  if self.signing_secret else "not shown again (only the create answer has it)")
+        rows = [
+            ("Target URL", f"<code>{esc(self.target_url)}</code>"),
+            ("Events", events),
+            ("Active", "yes" if self.is_active else "<b>no</b> (receives nothing)"),
+            ("Phone numbers", esc(", ".join(self.phone_numbers)) if self.phone_numbers else "all"),
+            ("Signing secret", secret),
+            ("Counters", "none in v3: see the receiver's or the sandbox's attempt log"),
+        ]
+        if self.routing_key_header:
+            rows.append(("Routing headers", esc(f"{self.routing_key_header} / {self.routing_id_header or ''}")))
+        body = "".join(
+            f'<tr><th style="text-align:left;padding-right:8px">{k}</th><td style="text-align:left">{v}</td></tr>'
+            for k, v in rows
+        )
+        return (
+            f'<div class="linq-subscription" style="border-left:4px solid {colour};padding:4px 10px">'
+            f"<b>Webhook subscription <code>{esc(self.id)}</code></b> "
+            f'<span style="opacity:.7">v3</span>'
+            f"<table>{body}</table></div>"
+        )

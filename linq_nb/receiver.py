@@ -1,9 +1,12 @@
-"""A local webhook endpoint that verifies, records and answers Linq v2 deliveries.
+"""A local webhook endpoint that verifies, records and answers Linq deliveries, v2 and v3.
 
 ``Receiver`` is a small WSGI app (werkzeug) served on 127.0.0.1 on a free port
-in a daemon thread. Give its ``.url`` to a subscription as the ``webhook_url``;
-it checks each request's ``X-Webhook-Signature`` against one or more secrets,
-records every request it gets, good or bad, and keeps the events it accepted::
+in a daemon thread. Give its ``.url`` to a subscription as the ``webhook_url``
+(v3: ``target_url``); it checks each request's signature against one or more
+secrets, in the scheme the request's headers speak (v2 ``sha256=``, v3's
+Standard Webhooks ``webhook-*`` headers, or v3's legacy ``X-Webhook-Timestamp``
+pair; see :mod:`linq_nb.signing`, and ``scheme=`` to accept one only), records
+every request it gets, good or bad, and keeps the events it accepted::
 
     from linq_nb import Receiver
 
@@ -20,7 +23,8 @@ to ``.events`` again), and refuses what it cannot trust with a 4xx and a reason:
 
     =====  ==================================================================
     400    the body is not a JSON object
-    401    missing or wrong signature (only when secrets are configured)
+    401    missing or wrong signature, or a stale timestamp (only when secrets are
+           configured); ``reason`` says precisely what is wrong
     404    another path; 405 another method than POST
     413    the body is larger than ``max_body_bytes``
     =====  ==================================================================
@@ -55,7 +59,7 @@ from werkzeug.wrappers import Request, Response
 
 from ._server import ServerThread
 from .errors import SignatureVerificationError
-from .signing import SIGNATURE_HEADER, verify
+from .signing import SCHEMES, verify_delivery
 from .validation import is_loopback_host
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,6 +153,9 @@ class Receiver:
         max_body_bytes: larger bodies are refused with 413 without being read.
         history: the newest requests (and events) kept; older ones are forgotten, the counts stay
             exact, and a repeated ``event_id`` is recognised among the newest ``history`` events.
+        scheme: None (the default) verifies each request in the scheme its headers speak, Standard
+            Webhooks first; ``"v2"``, ``"standard"`` or ``"legacy"`` accepts that scheme only.
+            Secrets may mix v2 secrets and v3 signing secrets (``whsec_...``).
     """
 
     def __init__(
@@ -160,7 +167,12 @@ class Receiver:
         path: str = DEFAULT_PATH,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         history: int = DEFAULT_HISTORY,
+        scheme: str | None = None,
     ) -> None:
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, or None to follow the headers; "
+                             f"not {scheme!r}")
+        self.scheme = scheme
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive integer, not {history!r}")
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
@@ -526,7 +538,7 @@ class Receiver:
             secrets = list(self._secrets)
         if secrets:  # checked before the body is parsed: a forged body is never looked into
             try:
-                verify(body, request.headers.get(SIGNATURE_HEADER), secrets)
+                verify_delivery(body, dict(request.headers.items()), secrets, scheme=self.scheme)
             except SignatureVerificationError as exc:
                 record["verified"] = False
                 _record_claims(body, record)
@@ -592,7 +604,8 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     parser = argparse.ArgumentParser(
         prog="linq-nb receiver",
-        description="A local webhook endpoint that verifies Linq v2 signatures and prints each request.",
+        description="A local webhook endpoint that verifies Linq signatures (v2, and v3's Standard Webhooks and "
+                    "legacy headers) and prints each request.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8766, help="port (default 8766; 0 picks a free one)")
@@ -602,6 +615,8 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
                              f"Shows in ps: prefer --secret-file or ${SECRET_ENV}")
     parser.add_argument("--secret-file", action="append", default=[], metavar="PATH",
                         help="read secrets from a file, one per line (blank lines and # comments skipped)")
+    parser.add_argument("--scheme", choices=SCHEMES, default=None,
+                        help="accept only this signature scheme (default: the one each request's headers speak)")
     parser.add_argument("--history", type=int, default=DEFAULT_HISTORY,
                         help=f"requests kept in memory; counts stay exact (default {DEFAULT_HISTORY})")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
@@ -624,7 +639,7 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
         secrets.append(os.environ[SECRET_ENV].strip())
     try:
         receiver = Receiver(secrets or None, host=args.host, port=args.port, path=args.path,
-                            max_body_bytes=args.max_body_bytes, history=args.history)
+                            max_body_bytes=args.max_body_bytes, history=args.history, scheme=args.scheme)
         receiver.fail_next(args.fail_next, args.fail_status)
         receiver.delay(args.delay)
     except (TypeError, ValueError) as exc:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import html
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -105,9 +105,32 @@ def _client_label(client: object) -> str:
     return f"{mode} · {base_url}"
 
 
-def _event_options() -> list[tuple[str, str]]:
+def _catalogue(client: object) -> dict[str, str]:
+    """The client's API version's events, name -> meaning (v2's ``EVENTS`` for anything without a wire module)."""
+    cat = getattr(getattr(client, "wire", None), "catalog", None)
+    return {name: cat.description(name) for name in cat.names} if cat is not None else EVENTS
+
+
+def _event_options(client: object = None) -> list[tuple[str, str]]:
     """(label, value) pairs for the events picker: ``"message.sent — A Linq user sent a message"``."""
-    return [(f"{name} — {meaning}", name) for name, meaning in EVENTS.items()]
+    return [(f"{name} — {meaning}", name) for name, meaning in _catalogue(client).items()]
+
+
+_V2_FORM_FIELDS = {
+    "create": {"secret": "secret", "active": "active", "allow_duplicate": "allow_duplicate"},
+    "update": {"url": "webhook_url", "events": "events", "active": "active", "secret": "secret"},
+}
+
+
+def _form_fields(client: object, operation: str) -> Mapping[str, str]:
+    """The client's keyword names for a form's fields (``client.FORM_FIELDS``: v2's and v3's differ)."""
+    return getattr(client, "FORM_FIELDS", _V2_FORM_FIELDS)[operation]
+
+
+def _kwargs(client: object, operation: str, **values: Any) -> dict[str, Any]:
+    """``values`` under the client's keyword names for ``operation``; the ones its version does not take left out."""
+    names = _form_fields(client, operation)
+    return {names[k]: v for k, v in values.items() if k in names}
 
 
 # --------------------------------------------------------------------------- token
@@ -220,6 +243,11 @@ class SubscriptionForm(widgets.VBox):
     Child widgets: ``url``, ``events``, ``secret``, ``generate``, ``reveal``,
     ``revealed``, ``active``, ``submit``, ``reason``, ``preview_button``,
     ``create_anyway``, ``url_message``, ``events_message``, ``status``, ``output``.
+
+    With a v3 client (``connect(api="v3")``) the events are v3's, and the fields v3 does not
+    take are hidden (its ``FORM_FIELDS`` say which): no secret (Linq makes the signing secret;
+    ``result.signing_secret`` has it, this once), no Active box when creating, and no "Create
+    anyway" (v3 allows each URL once per account).
     """
 
     def __init__(self, client: LinqClient, subscription: WebhookSubscription | None = None, *,
@@ -239,7 +267,9 @@ class SubscriptionForm(widgets.VBox):
         self.url = widgets.Text(description="Webhook URL", placeholder="https://example.com/webhooks/linq",
                                 continuous_update=True, layout=wide, style=label)
         self.url_message = widgets.HTML()
-        self.events = widgets.SelectMultiple(options=_event_options(), rows=len(EVENTS), description="Events",
+        catalogue = _catalogue(client)
+        self.events = widgets.SelectMultiple(options=_event_options(client), rows=min(len(catalogue), 14),
+                                             description="Events",
                                              layout=widgets.Layout(width="40em"), style=label)
         self.events_message = widgets.HTML()
         self.secret = widgets.Password(description="Secret", layout=widgets.Layout(width="28em"), style=label)
@@ -270,12 +300,21 @@ class SubscriptionForm(widgets.VBox):
                                 f"{_note(_client_label(client))}")
             self.submit.description = "Save changes"
             self.url.value = subscription.webhook_url
-            self.events.value = tuple(e for e in subscription.events if e in EVENTS)
+            self.events.value = tuple(e for e in subscription.events if e in catalogue)
             self.active.value = subscription.active
             self.secret.placeholder = ("stored; leave empty to keep it" if subscription.secret_configured
                                        else "none; leave empty for unsigned deliveries")
         _show(self.revealed, False)
         _show(self.create_anyway, False)
+        # v3 makes the signing secret itself (the created subscription carries it, once) and creates only
+        # active subscriptions: the fields its version does not take are hidden.
+        operation = "create" if subscription is None else "update"
+        takes = _form_fields(client, operation)
+        if "secret" not in takes:
+            self.secret.placeholder = "made by Linq: the created subscription shows it once"
+            for child in (self.secret, self.generate, self.reveal):
+                _show(child, False)
+        _show(self.active, "active" in takes)
 
         self.url.observe(self._on_url_change, names="value")
         self.events.observe(self._on_events_change, names="value")
@@ -436,8 +475,9 @@ class SubscriptionForm(widgets.VBox):
                     self.status.value = _note(f"Nothing to save: #{subscription_id} already has these values. "
                                               "Change a field (or type a new secret) first.")
                     return
-                self._call(lambda: self.client.update_subscription(subscription_id, webhook_url=url, events=events,
-                                                                   active=active, secret=secret))
+                self._call(lambda: self.client.update_subscription(
+                    subscription_id, **_kwargs(self.client, "update", url=url, events=events, active=active,
+                                               secret=secret)))
                 return
             try:
                 found = self.client.find_duplicates(url, events)
@@ -457,15 +497,15 @@ class SubscriptionForm(widgets.VBox):
 
     def _create(self, *, allow_duplicate: bool) -> None:
         url, events, active, secret = self._values()
-        self._call(lambda: self.client.create_subscription(url, events, secret=secret, active=active,
-                                                           allow_duplicate=allow_duplicate))
+        self._call(lambda: self.client.create_subscription(url, events, **_kwargs(
+            self.client, "create", secret=secret, active=active, allow_duplicate=allow_duplicate)))
 
     def _call(self, request: Callable[[], WebhookSubscription]) -> None:
         try:
             sub = request()
         except DuplicateSubscriptionError as exc:  # someone created one since the check
             self._show_error(exc)
-            _show(self.create_anyway, True)
+            _show(self.create_anyway, "allow_duplicate" in _form_fields(self.client, "create"))
             return
         except LinqError as exc:
             self._show_error(exc)
@@ -481,10 +521,11 @@ class SubscriptionForm(widgets.VBox):
         url, events, active, secret = self._values()
         try:
             if self.subscription is not None:
-                preview = self.client.preview_update(self.subscription.id, webhook_url=url, events=events,
-                                                     active=active, secret=secret)
+                preview = self.client.preview_update(self.subscription.id, **_kwargs(
+                    self.client, "update", url=url, events=events, active=active, secret=secret))
             else:
-                preview = self.client.preview_create(url, events, secret=secret, active=active)
+                preview = self.client.preview_create(url, events, **_kwargs(self.client, "create", secret=secret,
+                                                                            active=active))
         except LinqError as exc:
             self._show_error(exc)
             return
@@ -537,6 +578,11 @@ class SubscriptionForm(widgets.VBox):
         self.output.append_display_data(HTML(
             f'<div class="linq-duplicates"><table><tr>{head}</tr>{rows}</table></div>'
         ))
+        if "allow_duplicate" not in _form_fields(self.client, "create"):  # v3: one subscription per URL
+            self.status.value = _note(
+                f"Already subscribed: {ids} has this URL, and each URL can be used once per account. Edit that "
+                "subscription (add the events there), or use another URL.", "warn")
+            return
         self.status.value = _note(
             f"Already subscribed: {ids} has this URL and overlapping events, so Linq would deliver those events "
             "twice. Edit the existing subscription, change the URL or events, or click 'Create anyway'.", "warn")
@@ -600,24 +646,29 @@ def _subscriptions_table(frame: pd.DataFrame, now: datetime | None = None) -> st
     head = "".join(f'<th style="text-align:left;padding:2px 6px">{h}</th>' for h in (
         "id", "webhook URL", "events", "state", "secret", "attempts", "last delivered", "created"))
     rows = []
+    counters = "delivery_attempts" in frame.columns  # a v3 frame has none
     for rec in frame.to_dict("records"):
+        if not counters:  # v3's names, and no counters to judge "never delivered" by
+            rec = {"id": rec.get("id"), "webhook_url": rec.get("target_url"), "events": rec.get("subscribed_events"),
+                   "active": rec.get("is_active"), "secret_configured": True, "created_at": rec.get("created_at")}
         active = bool(rec.get("active"))
         last = _as_datetime(rec.get("last_delivered_at"))
         created = _as_datetime(rec.get("created_at"))
         marks = []
         if not active:
             marks.append('<span class="linq-mark" style="color:#7f8c8d;font-weight:bold">inactive</span>')
-        if last is None:
+        never = counters and last is None
+        if never:
             marks.append(f'<span class="linq-mark" style="color:{_WARN};font-weight:bold">never delivered</span>')
         if not marks:
-            marks.append(f'<span style="color:{_OK}">delivering</span>')
+            marks.append(f'<span style="color:{_OK}">delivering</span>' if counters else "active")
         css = []
         if not active:
             css.append("linq-inactive")
-        if last is None:
+        if never:
             css.append("linq-never-delivered")
         style = ("opacity:.55;background:rgba(127,127,127,.12)" if not active
-                 else f"background:rgba(211,84,0,.08);box-shadow:inset 3px 0 {_WARN}" if last is None else "")
+                 else f"background:rgba(211,84,0,.08);box-shadow:inset 3px 0 {_WARN}" if never else "")
         events = rec.get("events")
         event_list = list(events) if isinstance(events, (list, tuple)) else []
         attempts = rec.get("delivery_attempts")
@@ -628,7 +679,7 @@ def _subscriptions_table(frame: pd.DataFrame, now: datetime | None = None) -> st
             " ".join(marks),
             "yes" if rec.get("secret_configured") else "no",
             "" if _is_missing(attempts) else _esc(str(attempts)),
-            _esc(humanize_since(last, now)),
+            _esc(humanize_since(last, now)) if counters else "n/a (v3 has no counters)",
             _esc(humanize_since(created, now)) if created else "",
         ]
         tds = "".join(f'<td style="text-align:left;padding:2px 6px">{c}</td>' for c in cells)
@@ -647,6 +698,10 @@ class SubscriptionManager(widgets.VBox):
     ``deactivate_button`` or ``delete_button`` (which only asks: ``confirm_delete``
     deletes, ``cancel_delete`` does not). Actions on several subscriptions show
     their progress in ``progress``; ``status`` says what happened.
+
+    With a v3 client the ids are UUIDs and the table has no counters: v3's subscriptions have
+    no ``delivery_attempts`` or ``last_delivered_at``, so "last delivered" reads "n/a" and no
+    row is marked never delivered (the receiver's and the sandbox's attempt logs tell instead).
     """
 
     def __init__(self, client: LinqClient, *, autorefresh: bool = True, **kwargs: Any) -> None:
@@ -708,7 +763,7 @@ class SubscriptionManager(widgets.VBox):
     @property
     def selected(self) -> list[int]:
         """The selected subscription ids."""
-        return [int(i) for i in self.select.value]
+        return list(self.select.value)  # v2's integers, v3's UUID strings
 
     def refresh(self) -> pd.DataFrame | None:
         """List the subscriptions again and redraw the table; returns the new frame (None on error)."""
@@ -737,7 +792,7 @@ class SubscriptionManager(widgets.VBox):
     @staticmethod
     def _label(sub: WebhookSubscription) -> str:
         flags = [] if sub.active else ["inactive"]
-        if sub.never_delivered:
+        if sub.has_counters and sub.never_delivered:  # v3 has no counters: nothing to say
             flags.append("never delivered")
         extra = f"  [{', '.join(flags)}]" if flags else ""
         return f"#{sub.id}  {sub.webhook_url}  ({len(sub.events)} event{'s' if len(sub.events) != 1 else ''}){extra}"
@@ -800,7 +855,8 @@ class SubscriptionManager(widgets.VBox):
             return
         todo = [i for i in ids if (s := self.subscription(i)) is None or s.active != active]
         skipped = len(ids) - len(todo)
-        self._bulk(todo, f"{verb}d", lambda i: self.client.update_subscription(i, active=active),
+        self._bulk(todo, f"{verb}d", lambda i: self.client.update_subscription(
+                       i, **_kwargs(self.client, "update", active=active)),
                    note=f" ({skipped} already {'active' if active else 'inactive'})" if skipped else "")
 
     def _on_delete(self, _button: object = None) -> None:
