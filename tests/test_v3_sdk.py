@@ -81,7 +81,8 @@ class Tap:
 
 @pytest.fixture
 def sb() -> Iterator[Sandbox]:
-    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05, 0.1, 0.2]) as sandbox:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05, 0.1, 0.2],
+                 deliver_to=["127.0.0.1"]) as sandbox:  # two partners: a shared sandbox, allowed to reach the receivers
         yield sandbox
 
 
