@@ -74,7 +74,7 @@ def fairness(rounds: int = 5) -> tuple[float, float]:
         return out
 
     done = threading.Event()
-    with Sandbox(TOKENS, retry_delays=[]) as sb, Receiver() as receiver:
+    with Sandbox(TOKENS, retry_delays=[], deliver_to=["127.0.0.1"]) as sb, Receiver() as receiver:
         sb.store.create(sb._partner(TOKENS[1]), {"webhook_url": receiver.url, "events": ["message.received"],
                                                  "version": 2})
         quiet = median(latencies(sb, receiver))

@@ -50,7 +50,8 @@ from linq_nb.client import LinqClient  # noqa: E402
 from linq_nb.errors import LinqError, NotFoundError  # noqa: E402
 from linq_nb.receiver import Receiver  # noqa: E402
 
-__all__ = ["SandboxProcess", "free_port", "run_classroom", "ClassroomReport", "run", "FAST_RETRY_DELAYS"]
+__all__ = ["SandboxProcess", "free_port", "run_classroom", "ClassroomReport", "run", "FAST_RETRY_DELAYS",
+           "run_relay_classroom", "RelayReport"]
 
 FAST_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
 
@@ -122,7 +123,7 @@ class SandboxProcess:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "linq_nb", "sandbox", "--host", "127.0.0.1", "--port", str(self.port),
-               "--tokens-file", str(self.tokens_file)]
+               "--tokens-file", str(self.tokens_file), "--deliver-to", "127.0.0.1"]
         if self.state is not None:
             cmd += ["--state", str(self.state)]
         if self.retry_delays is not None:
@@ -431,6 +432,176 @@ def _score_receiver(report: ClassroomReport, p: _Partner, shared: _Shared) -> No
                                            f"(partner {shared.owner_of(sid)})")
 
 
+# --------------------------------------------------------------------------- the relay run
+
+
+@dataclass
+class RelayReport:
+    """Learners listening through the relay (``linq-nb listen`` in a process each), beside direct delivery."""
+
+    partners: int
+    wall_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    cross: int = 0
+    expected: int = 0
+    exactly_once: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    unverified: int = 0
+    attempts: int = 0
+    retries: int = 0
+    latency_ms: dict[str, list[float]] = field(default_factory=lambda: {"relay": [], "direct": []})
+
+    def percentile(self, q: float, via: str) -> float:
+        values = sorted(self.latency_ms[via])
+        return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] if values else float("nan")
+
+    @property
+    def exactly_once_pct(self) -> float:
+        return 100.0 * self.exactly_once / self.expected if self.expected else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.cross and self.expected > 0 and self.exactly_once == self.expected \
+            and not self.unverified
+
+    def summary(self) -> str:
+        lat = "; ".join(f"{via} p50 {self.percentile(50, via):.1f} ms, p99 {self.percentile(99, via):.1f} ms"
+                        for via in ("relay", "direct"))
+        return "\n".join([
+            f"relay classroom: {self.partners} learners, each `linq-nb listen` in its own process, {self.wall_s:.1f} s",
+            f"  errors: {len(self.errors)}" + (f"  e.g. {self.errors[:3]}" if self.errors else ""),
+            f"  cross-partner deliveries: {self.cross}",
+            f"  deliveries: {self.exactly_once}/{self.expected} exactly once ({self.exactly_once_pct:.1f} %), "
+            f"{self.duplicates} duplicated, {self.missing} missing, {self.unverified} unverified; "
+            f"{self.attempts} attempts of which {self.retries} retries",
+            f"  trigger -> local receiver: {lat}",
+            f"  => {'OK' if self.ok else 'NOT OK'}",
+        ])
+
+
+def run_relay_classroom(partners: int = 30, *, events: int = 10, fail_first: int = 2, pace: float = 1.0,
+                        retry_delays: Sequence[float] = FAST_RETRY_DELAYS, timeout: float = 120.0) -> RelayReport:
+    """Each learner: a receiver, a direct subscription to it and ``linq-nb listen`` (its own process) forwarding
+    the relay's deliveries to it; every event goes both ways, so the two latencies come from the same run.
+    Each learner triggers one event every ``pace`` seconds (30 learners: 30 events, 60 deliveries a second).
+
+    The sandbox is shared (several tokens) and allows 127.0.0.1 (``--deliver-to``) for the direct half only.
+    """
+    from linq_nb.receiver import Receiver
+
+    tokens = [f"relay-{i:02d}-{secrets.token_hex(8)}" for i in range(partners)]
+    report = RelayReport(partners=partners)
+    work = tempfile.TemporaryDirectory(prefix="linq-nb-relay-")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               PYTHONUNBUFFERED="1")
+    procs: list[subprocess.Popen[str]] = []
+    receivers: list[Receiver] = []
+    clients: list[LinqClient] = []
+    with SandboxProcess(tokens, retry_delays=retry_delays) as sandbox, work:
+        try:
+            subs: list[dict[str, int]] = []
+            for i, token in enumerate(tokens):
+                secret = "whsec_" + secrets.token_hex(16)
+                (Path(work.name) / f"t{i}").write_text(token)
+                (Path(work.name) / f"s{i}").write_text(secret)
+                receiver = Receiver(secrets=secret).start()
+                receivers.append(receiver)
+                client = LinqClient(token=token, base_url=sandbox.url, timeout=30.0)
+                clients.append(client)
+                direct = client.create_subscription(receiver.url + "?via=direct", ["message.received"],
+                                                    secret=secret)
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "linq_nb", "listen", "--forward-to", receiver.url + "?via=relay",
+                     "--url", sandbox.url, "--token-file", str(Path(work.name) / f"t{i}"), "--secret-file",
+                     str(Path(work.name) / f"s{i}"), "--events", "message.received"],
+                    cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+                subs.append({"direct": direct.id})
+            for i, proc in enumerate(procs):
+                assert proc.stdout is not None
+                line = proc.stdout.readline()
+                if not line.startswith("Listening: subscription "):
+                    report.errors.append(f"learner {i}: linq-nb listen did not start ({line.strip()[:200]})")
+                    continue
+                subs[i]["relay"] = int(line.split()[2])
+            for receiver in receivers:
+                receiver.fail_next(fail_first, 503)
+            triggered: list[dict[str, float]] = [{} for _ in tokens]
+            t0 = time.perf_counter()
+
+            def learner(i: int) -> None:
+                time.sleep(pace * i / partners)  # staggered: a room clicks at its own pace, not in lockstep
+                for _ in range(events):
+                    at = time.time()
+                    emitted = clients[i].sandbox_route("POST", "/_sandbox/events", {"event_type": "message.received"})
+                    triggered[i][emitted["event_id"]] = at
+                    time.sleep(pace)
+
+            threads = [threading.Thread(target=learner, args=(i,)) for i in range(partners)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=timeout)
+            deadline = time.monotonic() + timeout
+            for i, receiver in enumerate(receivers):
+                want = len(triggered[i]) * len(subs[i])
+                while receiver.counts()["events"] < want and time.monotonic() < deadline:
+                    # both subscriptions deliver the same event_id: the receiver keeps one per id, so count pairs
+                    pairs = {(r["event_id"], r["subscription_id"]) for r in receiver.requests if r["status"] == 200}
+                    if len(pairs) >= want:
+                        break
+                    time.sleep(0.05)
+            report.wall_s = time.perf_counter() - t0
+            for i, receiver in enumerate(receivers):
+                _score_relay(report, i, receiver, subs[i], triggered[i])
+                log = clients[i].sandbox_route("GET", "/_sandbox/deliveries")["deliveries"]
+                report.attempts += len(log)
+                report.retries += sum(1 for a in log if a["attempt"] > 1)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for i, proc in enumerate(procs):
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    report.errors.append(f"learner {i}: linq-nb listen did not exit on SIGTERM")
+            for i, client in enumerate(clients):
+                left = [s.id for s in client.list_subscriptions()]
+                direct_only = [subs[i]["direct"]] if i < len(subs) else []
+                if left != direct_only:
+                    report.errors.append(f"learner {i}: subscriptions {left} left after linq-nb listen exited")
+                client.close()
+            for receiver in receivers:
+                receiver.stop()
+    return report
+
+
+def _score_relay(report: RelayReport, i: int, receiver: Any, subs: dict[str, int],
+                 triggered: dict[str, float]) -> None:
+    by_sub = {sid: via for via, sid in subs.items()}
+    accepted: Counter[tuple[str, int]] = Counter()
+    first_seen: dict[tuple[str, int], float] = {}
+    for r in receiver.requests:
+        key = (r["event_id"], r["subscription_id"])
+        if r["subscription_id"] not in by_sub or r["event_id"] not in triggered:
+            report.cross += 1
+            continue
+        first_seen.setdefault(key, r["received_at"].timestamp())
+        if r["status"] == 200 or (r["duplicate"] and 200 <= r["status"] < 300):
+            accepted[key] += 1
+            report.unverified += r["verified"] is not True
+    for event_id, at in triggered.items():
+        for via, sid in subs.items():
+            report.expected += 1
+            n = accepted.get((event_id, sid), 0)
+            report.exactly_once += n == 1
+            report.duplicates += n > 1
+            report.missing += n == 0
+            if (event_id, sid) in first_seen:
+                report.latency_ms[via].append((first_seen[(event_id, sid)] - at) * 1000)
+
+
 # --------------------------------------------------------------------------- bench interface and CLI
 
 
@@ -461,7 +632,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10, help="events each partner triggers")
     parser.add_argument("--fail-first", type=int, default=2, help="deliveries each receiver fails first (503)")
     parser.add_argument("--state", help="SQLite state file for the sandbox (default: in memory)")
+    parser.add_argument("--relay", action="store_true",
+                        help="the relay run: each learner's `linq-nb listen` beside direct delivery")
     args = parser.parse_args(argv)
+    if args.relay:
+        relay = run_relay_classroom(args.partners, events=args.events, fail_first=args.fail_first)
+        print(relay.summary())
+        return 0 if relay.ok else 1
     rep = run_classroom(args.partners, lists=args.lists, events=args.events, fail_first=args.fail_first,
                         state=args.state)
     print(rep.summary())

@@ -49,6 +49,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("sandbox", "bench_sandbox"),
     ("delivery", "bench_delivery"),
     ("classroom", "classroom"),
+    ("relay", "bench_relay"),
     ("hostile", "bench_hostile"),
     ("notebooks", "bench_notebooks"),
 )

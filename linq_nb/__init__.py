@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     # servers
     "Sandbox": "sandbox",
     "Receiver": "receiver",
+    "Listener": "listen",  # receiver.listen(client): deliveries through a sandbox's relay
     # frames
     "subscriptions_frame": "frames",
     "deliveries_frame": "frames",
@@ -59,6 +60,16 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionForm": "widgets",
     "SubscriptionManager": "widgets",
     "DeliveryView": "widgets",
+    # subscriptions as code, and the v2 -> v3 move (linq_nb.plans: plan is the function)
+    "plan": "plans",
+    "Plan": "plans",
+    "load_desired": "plans",
+    "DesiredStateError": "plans",
+    "migrate_v2_to_v3": "migrate",
+    "Migration": "migrate",
+    "MigrationError": "migrate",
+    "Deduplicator": "migrate",
+    "PlanView": "plan_widget",
     # the support app (apps/support.ipynb)
     "SupportDesk": "support",
     "SupportDashboard": "dashboard",
@@ -107,7 +118,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         snapshots_frame,
         subscriptions_frame,
     )
+    from .listen import Listener
+    from .migrate import Deduplicator, Migration, MigrationError, migrate_v2_to_v3
     from .models import SubscriptionList, WebhookSubscription, WebhookSubscriptionV3
+    from .plan_widget import PlanView
+    from .plans import DesiredStateError, Plan, load_desired, plan
     from .receiver import Receiver
     from .sandbox import Sandbox
     from .support import SupportDesk

@@ -5,7 +5,11 @@ examples:
   linq-nb sandbox --port 8765 --token alice --token bob --state classroom.sqlite
   linq-nb trigger message.received --token alice    # send one event through a running sandbox
   linq-nb receiver --port 8766 --secret whsec_123   # a local endpoint that verifies signatures
+  linq-nb listen --forward-to http://127.0.0.1:8766/webhooks --token-file tok   # deliveries through the relay
   linq-nb app                                       # the support app (Voila) on http://127.0.0.1:8866/
+  linq-nb plan subscriptions.toml                   # what applying the file would change (exit 0/2/1)
+  linq-nb apply subscriptions.toml                  # carry it out (asks before deleting)
+  linq-nb migrate move.json                         # the v2 -> v3 move, one resumable step at a time
 
 Run "linq-nb COMMAND --help" for a command's options. In a checkout, the command is .venv/bin/linq-nb.
 """
@@ -122,7 +126,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox = Sandbox(tokens, host=args.host, port=args.port, state=args.state, retry_delays=args.retry_delays,
                           rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes,
                           max_subscriptions=args.max_subscriptions, max_event_bytes=args.max_event_bytes,
-                          event_rate=args.event_rate, max_attempts=args.max_attempts)
+                          event_rate=args.event_rate, max_attempts=args.max_attempts, deliver_to=args.deliver_to,
+                          relay_port=args.relay_port, relay_url=args.relay_url)
     except StateInUse as exc:
         print(f"linq-nb sandbox: {exc}", file=sys.stderr)
         return 1
@@ -144,6 +149,10 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"Linq v2 sandbox on {urls[0]}  token{'s' if many else ''}: {shown}", flush=True)
         for other in urls[1:]:
             print(f"  also reachable at {other}", flush=True)
+        if sandbox.shared:
+            allowed = ", ".join(args.deliver_to) or "nowhere else"
+            print(f"  shared: delivers to relay sessions (linq-nb listen, port {sandbox.relay.port}) and to "
+                  f"{allowed} (--deliver-to)", flush=True)
         token = "<one of the tokens>" if many else sandbox.tokens[0]
         print(f"  export LINQ_API_BASE_URL={urls[0]} LINQ_INTEGRATION_TOKEN={token}", flush=True)
         print("  Ctrl-C stops it" + ("" if args.quiet else "; one line per request follows (--quiet: none)"),
@@ -242,6 +251,77 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_listen(args: argparse.Namespace) -> int:
+    import signal
+
+    from .client import LinqClient
+    from .errors import LinqError
+    from .listen import Listener, format_record
+
+    def fail(message: str, code: int = 1) -> int:
+        print(f"linq-nb listen: {message}", file=sys.stderr, flush=True)
+        return code
+
+    token = args.token or os.environ.get("LINQ_INTEGRATION_TOKEN")
+    try:
+        if args.token_file:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        secret = None
+        if args.secret_file:
+            with open(args.secret_file, encoding="utf-8") as fh:
+                secret = fh.read().strip()
+            if not secret:
+                return fail(f"--secret-file {args.secret_file} is empty; put the webhook secret in it", 2)
+    except OSError as exc:
+        return fail(f"cannot read {exc.filename}: {exc.strerror}", 2)
+    if not token:
+        return fail("give --token-file, --token or set LINQ_INTEGRATION_TOKEN (the sandbox's token)", 2)
+    events = [e.strip() for e in args.events.split(",") if e.strip()] if args.events else None
+    unknown = [e for e in events or [] if e not in EVENT_TYPES]
+    if unknown:
+        return fail(f"unknown event(s) {', '.join(unknown)}; valid: {', '.join(EVENT_TYPES)}", 2)
+
+    def on_delivery(record: dict[str, object]) -> None:
+        print(format_record(record), flush=True)
+
+    def on_problem(text: str) -> None:
+        print(f"linq-nb listen: {text}", file=sys.stderr, flush=True)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        client = LinqClient(token=token, base_url=args.url, backoff_factor=0.2)
+        listener = Listener(client, args.forward_to, events, secret=secret, name=args.name,
+                            on_delivery=on_delivery, on_problem=on_problem)
+        listener.open()
+    except LinqError as exc:
+        return fail(f"the sandbox at {args.url} refused or did not answer: {exc}")
+    sub = listener.subscription
+    print(f"Listening: subscription {sub.id} -> relay {listener.relay_url} -> {args.forward_to}", flush=True)
+    print(f"  events: {', '.join(sub.events)}", flush=True)
+    if secret is None:
+        print(f"  webhook secret (shown once; verify with it): {listener.secret}", flush=True)
+    print("  Ctrl-C stops and deletes the subscription", flush=True)
+    code = 0
+    try:
+        listener.start()  # in a thread: a signal then never cuts a delivery short between forward and report
+        while not listener.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.stop()
+        if listener.error is not None:
+            code = fail(f"stopped: {listener.error}")
+        c = listener.counts()
+        print(f"stopped: subscription {sub.id} deleted; {c['deliveries']} forwarded, {c['delivered']} delivered, "
+              f"{c['failed']} failed, {c['reconnects']} reconnects", flush=True)
+    return code
+
+
 #: The support app's notebook, in the repository next to the package (an editable install or a clone).
 APP_NOTEBOOK = Path(__file__).resolve().parent.parent / "apps" / "support.ipynb"
 
@@ -316,8 +396,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="triggered events allowed per partner per period (default: 100/1)")
     sb.add_argument("--max-attempts", type=int, default=10_000, metavar="N",
                     help="delivery attempts kept in the log per partner (default: 10000)")
+    sb.add_argument("--deliver-to", action="append", default=[], metavar="HOST[:PORT]",
+                    help="a destination a shared sandbox may deliver to (repeat); it delivers nowhere else but to "
+                         "relay sessions (linq-nb listen)")
+    sb.add_argument("--relay-port", type=int, default=0, help="port listeners poll (default: a free one, shown)")
+    sb.add_argument("--relay-url", default=None, help="the relay port's public base URL, behind a proxy")
     sb.add_argument("--quiet", action="store_true", help="do not print a line per request")
     sb.set_defaults(func=_cmd_sandbox)
+
+    li = sub.add_parser("listen", help="receive a sandbox's deliveries on this machine through its relay",
+                        description="Create a temporary subscription whose URL is the sandbox's relay, forward each "
+                                    "delivery (original bytes and headers) to --forward-to, report the answer back; "
+                                    "Ctrl-C or SIGTERM deletes the subscription.")
+    li.add_argument("--forward-to", required=True, metavar="URL", help="the local URL to POST each delivery to")
+    li.add_argument("--events", default=None, help="comma-separated events (default: all)")
+    li.add_argument("--url", default=os.environ.get("LINQ_API_BASE_URL", "http://127.0.0.1:8765"),
+                    help="the sandbox (default: $LINQ_API_BASE_URL)")
+    li.add_argument("--token", default=None, help="the sandbox token (shows in ps: prefer --token-file)")
+    li.add_argument("--token-file", default=None, help="a file holding the token")
+    li.add_argument("--secret-file", default=None,
+                    help="the subscription's webhook secret (default: a new one, printed once)")
+    li.add_argument("--name", default=None, help="the relay session's name (default: host, URL and events); "
+                                                 "the same name resumes it")
+    li.set_defaults(func=_cmd_listen)
 
     default_url = os.environ.get("LINQ_API_BASE_URL", "http://127.0.0.1:8765")
     tr = sub.add_parser(
@@ -344,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-browser", action="store_true", help="do not open a browser")
     ap.set_defaults(func=_cmd_app)
 
+    from ._plan_cli import add_parsers
+
+    add_parsers(sub, os.environ.get("LINQ_API_BASE_URL"))  # plan, apply, migrate
     sub.add_parser("receiver", add_help=False,
                    help="serve a local webhook receiver that verifies signatures (see: linq-nb receiver --help)")
     return parser

@@ -461,6 +461,24 @@ class _ApiClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session  # only its auth object keeps the token
+        self._settings: dict[str, Any] = {"timeout": self.timeout, "max_retries": max_retries,
+                                          "backoff_factor": backoff_factor, "max_retry_after": max_retry_after}
+
+    def for_api(self, api: str) -> _ApiClient:
+        """A client of API version ``api`` with this one's token, base URL and settings (itself if the same).
+
+        Linq's token works on both versions, so one setting serves a v2 -> v3 move.
+
+        >>> connect().for_api("v3").api
+        'v3'
+        """
+        cls = client_class(api)
+        if isinstance(self, cls):
+            return self
+        auth = self._session.auth
+        other = cls(token=auth._token, base_url=self._base_url, **self._settings)  # type: ignore[union-attr]
+        other.recovery_delays = self.recovery_delays
+        return other
 
     # ------------------------------------------------------------------ identity and display
 

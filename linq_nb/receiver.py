@@ -66,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+    from .listen import Listener
+
 __all__ = ["Receiver", "main", "DEFAULT_PATH", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_HISTORY", "REQUEST_FIELDS",
            "SECRET_ENV"]
 
@@ -203,6 +205,7 @@ class Receiver:
         self._fail_status = 500
         self._delay = 0.0
         self._in_flight = 0  # requests being answered right now (a slow answer is counted here)
+        self.listener: Listener | None = None  # the last listen() started, if any
 
     # --- life cycle --------------------------------------------------------------------------------------------
 
@@ -290,6 +293,24 @@ class Receiver:
         """How many secrets it verifies with (the secrets themselves are never shown)."""
         with self._cond:
             return len(self._secrets)
+
+    def listen(self, client: Any, events: Iterable[str] | None = None, **kwargs: Any) -> Listener:
+        """Receive ``client``'s sandbox deliveries here through its relay, even from a sandbox that cannot reach
+        this machine (a shared one): a started :class:`~linq_nb.listen.Listener` with a temporary subscription
+        (``.subscription``) signed with this receiver's first secret. ``stop()`` it to delete the subscription.
+
+        >>> listener = receiver.listen(client, ["message.received"])
+        """
+        from .listen import Listener
+
+        if "secret" not in kwargs:
+            with self._cond:
+                kwargs["secret"] = self._secrets[0] if self._secrets else ""
+                if isinstance(kwargs["secret"], bytes):
+                    kwargs["secret"] = kwargs["secret"].decode()
+        listener = Listener(client, self.url, events, **kwargs).start()
+        self.listener = listener
+        return listener
 
     # --- what it saw -------------------------------------------------------------------------------------------
 

@@ -949,7 +949,9 @@ class DeliveryView(widgets.VBox):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.title = widgets.HTML(f"<b>Webhook deliveries received</b> {_note(str(getattr(receiver, 'url', '')))}")
+        relayed = " through the sandbox's relay" if getattr(receiver, "listener", None) is not None else ""
+        self.title = widgets.HTML(f"<b>Webhook deliveries received</b>{relayed} "
+                                  f"{_note(str(getattr(receiver, 'url', '')))}")
         self.summary = widgets.HTML()
         self.table = widgets.HTML()
         super().__init__(children=[self.title, self.summary, self.table], **kwargs)

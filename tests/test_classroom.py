@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from classroom import run_classroom
+from classroom import run_classroom, run_relay_classroom
 
 PARTNERS = 6
 FAIL_FIRST = 2
@@ -39,3 +39,12 @@ def test_partners_onboarding_at_once_see_only_their_own_and_get_every_event_exac
     assert report.retries == PARTNERS * FAIL_FIRST, report.summary()
     assert report.attempts == report.expected_deliveries + PARTNERS * FAIL_FIRST
     assert report.ok
+
+
+def test_learners_listening_through_the_relay_get_every_event_exactly_once_beside_direct_delivery() -> None:
+    report = run_relay_classroom(3, events=2, fail_first=FAIL_FIRST, pace=0.1)
+    assert report.errors == [] and report.cross == 0, report.summary()
+    assert report.expected == 3 * 2 * 2  # each event both ways: direct and through the relay
+    assert report.exactly_once == report.expected and report.unverified == 0, report.summary()
+    assert report.retries == 3 * FAIL_FIRST  # a local 503 through the relay is retried like a direct one
+    assert len(report.latency_ms["relay"]) == len(report.latency_ms["direct"]) == 3 * 2

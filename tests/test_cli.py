@@ -34,7 +34,8 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 def cli_sandbox(tmp_path: Path) -> Iterator[tuple[str, str]]:
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("# one partner per line\nalice\nbob\n")
-    proc, first = _start(["sandbox", "--port", "0", "--tokens-file", str(tokens), "--retry-delays", "0.05,0.1"])
+    proc, first = _start(["sandbox", "--port", "0", "--tokens-file", str(tokens), "--retry-delays", "0.05,0.1",
+                          "--deliver-to", "127.0.0.1"])
     try:
         url = first.split()[4]
         assert "alice, bob" in first
@@ -75,6 +76,7 @@ def test_trigger_delivers_through_a_running_sandbox(cli_sandbox: tuple[str, str]
     (["trigger", "message.sent", "--url", "http://127.0.0.1:9"], 2, "LINQ_INTEGRATION_TOKEN"),
     (["trigger", "message.snt", "--token", "x"], 2, "invalid choice"),
     (["sandbox", "--retry-delays", "a,b"], 2, "--retry-delays"),
+    (["sandbox", "--port", "0", "--deliver-to", "host:http"], 2, "HOST:PORT"),
 ])
 def test_cli_errors_say_what_to_do(args: list[str], code: int, message: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LINQ_INTEGRATION_TOKEN"}

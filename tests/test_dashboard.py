@@ -113,7 +113,7 @@ def test_token_field_switches_account_and_keeps_the_token_nowhere(receiver: Any)
     from linq_nb.client import LinqClient
     from linq_nb.sandbox import Sandbox
 
-    with Sandbox(tokens=[OTHER_TOKEN, SENTINEL_TOKEN], retry_delays=[0.05]) as sandbox:
+    with Sandbox(tokens=[OTHER_TOKEN, SENTINEL_TOKEN], retry_delays=[0.05], deliver_to=["127.0.0.1"]) as sandbox:
         first = LinqClient(token=OTHER_TOKEN, base_url=sandbox.url)
         first.create_subscription("https://example.com/hooks/first", ["message.sent"])
         with LinqClient(token=SENTINEL_TOKEN, base_url=sandbox.url) as second:

@@ -142,7 +142,7 @@ def test_inactive_and_unsubscribed_subscriptions_receive_nothing(sandbox: Sandbo
 
 
 def test_other_partners_subscriptions_receive_nothing(receiver: Receiver) -> None:
-    with Sandbox(tokens=["alice", "bob"], retry_delays=[]) as sb:
+    with Sandbox(tokens=["alice", "bob"], retry_delays=[], deliver_to=["127.0.0.1"]) as sb:
         subscribe(sb, receiver.url, ["message.sent"], token="bob")
         assert sb.emit("message.sent", token="alice")["deliveries_queued"] == 0
         assert sb.wait_for_deliveries(timeout=5)

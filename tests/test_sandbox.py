@@ -259,6 +259,7 @@ def test_wsgi_entry_point_builds_the_sandbox_from_the_environment(monkeypatch: p
     server = ServerThread(sb.app).start()  # any WSGI server will do; this one is at hand
     try:
         assert sb.tokens == ["alice", "bob", "carol"] and sb.deliverer.retry_delays == (0.1, 0.2)
+        assert sb.shared and sb.relay.running  # served for others: relay sessions, no direct deliveries
         resp = requests.get(server.url + PATH, headers={"X-LINQ-INTEGRATION-TOKEN": "carol"}, timeout=10)
         assert resp.json() == {"webhook_subscriptions": []}
     finally:

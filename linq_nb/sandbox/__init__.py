@@ -10,7 +10,10 @@ describes them and v3's six as ``linq-v3-api.md`` does (Linq's own SDK drives it
 delivers signed webhooks in each version's form with Linq's retry rules, and adds a
 few control routes under ``/_sandbox/`` for teaching: trigger an event, read the
 delivery log, inject faults. Several tokens mean several isolated partners; each has
-a v2 list and a separate v3 list.
+a v2 list and a separate v3 list. Its relay (``relay.py``) holds deliveries for
+listeners with no inbound port (``linq-nb listen``, ``Receiver.listen``); a shared
+sandbox (a network address, or several tokens) delivers only to relay sessions and
+to its operator's ``deliver_to``.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from typing import Any
 
 from .. import wire
 from .._server import ServerThread
+from ..validation import is_loopback_host
 from .app import API_PREFIX, EVENT_NAMES, TOKEN_HEADER, Caps, Fault, SandboxApp, standard_error
 from .delivery import CLASSROOM_RETRY_DELAYS, LINQ_RETRY_DELAYS, RETRY_PROFILES, Deliverer
+from .relay import DeliveryPolicy, Relay
 from .store import DEFAULT_MAX_ATTEMPTS, LimitReached, StateInUse, Store, partner_key
 
 __all__ = ["Sandbox", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "RETRY_PROFILES", "TOKEN_HEADER", "API_PREFIX",
@@ -88,6 +93,14 @@ class Sandbox:
         max_attempts: attempts kept in the delivery log per partner (the oldest go first).
         threads, channel_timeout: the HTTP server's worker threads, and the seconds it keeps an idle
             or half-sent connection.
+        connection_limit: connections the API keeps open at once (an idle keep-alive one costs no
+            thread): 300 partners' clients each keep one.
+        shared: deliver only to relay sessions and ``deliver_to`` (None: when ``host`` is not a
+            loopback address or there are several tokens; the embedded single-user sandbox delivers
+            directly to any URL, loopback ones included).
+        deliver_to: ``"HOST"`` or ``"HOST:PORT"`` destinations a shared sandbox may connect to.
+        relay_port, relay_url: the port listeners poll (0: a free one), and its public base URL if
+            listeners reach it through a proxy (default ``http://<API host>:<relay_port>``).
 
     What is set here no partner can loosen over HTTP: a partner's ``POST /_sandbox/faults`` may add
     a stricter rate limit of its own and faults for its own requests only.
@@ -112,6 +125,11 @@ class Sandbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         threads: int = 16,
         channel_timeout: float = 10.0,
+        shared: bool | None = None,
+        deliver_to: Iterable[str] = (),
+        relay_port: int = 0,
+        relay_url: str | None = None,
+        connection_limit: int = 1000,
     ) -> None:
         if tokens is None:
             tokens = [new_token()]
@@ -131,6 +149,9 @@ class Sandbox:
         if not (isinstance(delivery_timeout, (int, float)) and 0 < delivery_timeout <= 600):
             raise ValueError(f"delivery_timeout must be a finite number of seconds from 0 to 600, "
                              f"not {delivery_timeout!r}")
+        self.shared = (not is_loopback_host(host) or len(self.tokens) > 1) if shared is None else bool(shared)
+        policy = DeliveryPolicy(deliver_to)  # ValueError on a bad destination, shared or not
+        self.relay = Relay(host, relay_port, public_url=relay_url, max_connections=connection_limit)
         caps = Caps(max_subscriptions=max_subscriptions, max_event_bytes=max_event_bytes, event_rate=event_rate)
         self.store = Store(state, max_attempts=max_attempts)
         try:
@@ -138,11 +159,13 @@ class Sandbox:
                                        per_partner=per_partner_workers)
             self.app = SandboxApp(self.store, self.tokens, max_body_bytes=max_body_bytes,
                                   on_enqueue=self.deliverer.wake, rate_limit=rate_limit, caps=caps)
+            self.deliverer.relay = self.app.relay = self.relay
+            self.deliverer.policy = policy if self.shared else None
         except BaseException:
             self.store.close()
             raise
         self._server = ServerThread(self.app, host, port, name="linq-nb-sandbox", threads=threads,
-                                    channel_timeout=channel_timeout,
+                                    channel_timeout=channel_timeout, connection_limit=connection_limit,
                                     max_request_body_size=2 * max_body_bytes + 65_536,  # past it, waitress says 413
                                     error_body=lambda status, message: standard_error(status, message).body)
 
@@ -164,6 +187,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Serve in a background thread and start delivering; returns once it answers."""
         if not self.running:
+            self.relay.start()
             self.deliverer.start()
             self._server.start()
         return self
@@ -171,6 +195,7 @@ class Sandbox:
     def stop(self) -> None:
         """Stop serving and delivering. Pending deliveries stay in the state file, if any."""
         self._server.stop()
+        self.relay.stop()
         self.deliverer.stop()
 
     def close(self) -> None:
@@ -189,10 +214,12 @@ class Sandbox:
 
         ``ready`` is called with the base URL once the port is bound.
         """
+        self.relay.start()
         self.deliverer.start()
         try:
             self._server.serve_forever(ready)
         finally:
+            self.relay.stop()
             self.deliverer.stop()
 
     # -- teaching and testing ------------------------------------------------------

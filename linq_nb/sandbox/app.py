@@ -31,6 +31,7 @@ from werkzeug.wsgi import get_input_stream
 
 from .. import catalog, wire
 from ..validation import shorten
+from .relay import Relay
 from .store import Conflict, LimitReached, Store, partner_key
 
 __all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX", "RateLimiter", "Caps"]
@@ -53,6 +54,7 @@ _ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/_sandbox/deliveries": ("deliveries", ("GET",)),
     "/_sandbox/faults": ("faults", ("POST",)),
     "/_sandbox/health": ("health", ("GET",)),
+    "/_sandbox/relay": ("relay", ("POST",)),  # relay sessions (relay.py)
 }
 _MEMBER = ("member", ("GET", "PUT", "DELETE"))
 _JSON = "application/json"
@@ -70,6 +72,8 @@ def _route(path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
         prefix = version.COLLECTION_PATH + "/"
         if path.startswith(prefix) and "/" not in path[len(prefix):]:
             return _MEMBER[0], _MEMBER[1], {"sub_id": path[len(prefix):]}
+    if path.startswith("/_sandbox/relay/") and "/" not in path[16:]:
+        return "relay_member", ("DELETE",), {"session_id": path[16:]}
     return None
 
 
@@ -267,6 +271,7 @@ class SandboxApp:
         self._partner_limits: dict[str, RateLimiter] = {}
         self._event_limit = RateLimiter(*self.caps.event_rate) if self.caps.event_rate else None
         self._delayed: dict[str, int] = {}
+        self.relay: Relay | None = None  # set by Sandbox: relay sessions for listeners
         if rate_limit:
             self.set_rate_limit(*rate_limit)
 
@@ -460,8 +465,9 @@ class SandboxApp:
         fields = version.fields_of(self._body(request))
         if fields is None:
             raise ApiError(400, f"request body must be a JSON object {version.BODY_HINT}", number=1003)
+        relayed = self.relay is not None and self.relay.owns(str(fields.get(version.URL_FIELD)))  # the sandbox's own
         check = version.create_problems if create else version.update_problems
-        problems = check(fields, https_only_unless_loopback=True)
+        problems = check(fields, https_only_unless_loopback=not relayed)
         if problems:
             raise ApiError(version.VALIDATION_STATUS, "Validation failed: " + "; ".join(problems), problems,
                            code=version.problem_code(problems), number=version.problem_code(problems))
@@ -664,3 +670,27 @@ class SandboxApp:
             self.set_rate_limit(None if limit is None else limit["limit"],
                                 limit.get("per_seconds", 1.0) if limit else 1.0, partner=partner)
         return Reply(200, {"ok": True})
+
+    # -- relay sessions (relay.py): a listener with no inbound port gets its deliveries over an outbound poll
+    def _route_relay(self, request: SandboxRequest, partner: str) -> Reply:
+        """Open (or reopen) the partner's relay session ``{"name": ...}``: its relay URL and poll URL."""
+        body = self._body(request)
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
+            raise ApiError(422, 'Validation failed: name must be a string of 1 to 200 characters naming the listener',
+                           code="validation_failed")
+        if self.relay is None:
+            raise ApiError(404, "this sandbox has no relay")
+        scheme = request.environ.get("wsgi.url_scheme", "http")
+        host = request.environ.get("HTTP_HOST") or f"{request.environ.get('SERVER_NAME')}:" \
+            f"{request.environ.get('SERVER_PORT')}"
+        try:
+            return Reply(201, self.relay.open(partner, name, f"{scheme}://{host[:300]}"))
+        except ValueError as exc:
+            raise ApiError(422, str(exc), code="relay_session_limit_reached") from None
+
+    def _route_relay_member(self, request: SandboxRequest, partner: str, session_id: str) -> Reply:
+        """Close a relay session: deliveries held for it fail (and are retried) as unreachable."""
+        if self.relay is None or not self.relay.close(partner, session_id):
+            raise ApiError(404, f"relay session {shorten(session_id, 40)} not found")
+        return Reply(204)

@@ -18,7 +18,10 @@ one partner's stalled endpoints never hold up another's deliveries, and the API
 never waits for a delivery. ``stop()`` closes the sockets of attempts in flight.
 
 Sending is one step, :meth:`Deliverer.send` (URL, body, headers, deadline in,
-status or error out): the place to plug in another way of reaching a receiver.
+status or error out): the place to plug in another way of reaching a receiver. A
+relay URL goes to :attr:`Deliverer.relay` instead of the network (see ``relay.py``),
+and with a :attr:`Deliverer.policy` (a shared sandbox) any other URL the policy
+refuses opens no connection: a :class:`Final` error, logged and not retried.
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .. import __version__, wire
 from .store import Job, Store, now_iso
 
-__all__ = ["Deliverer", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "RETRY_PROFILES", "USER_AGENT",
+if TYPE_CHECKING:  # pragma: no cover
+    from .relay import DeliveryPolicy, Relay
+
+__all__ = ["Deliverer", "Final", "LINQ_RETRY_DELAYS", "CLASSROOM_RETRY_DELAYS", "RETRY_PROFILES", "USER_AGENT",
            "MAX_ANSWER_BYTES"]
 
 #: Ten retries over about 25 minutes, as Linq documents for v3.
@@ -62,6 +69,10 @@ USER_AGENT = f"linq-nb-sandbox/{__version__} (Linq imitation)"
 MAX_ANSWER_BYTES = 65_536
 
 logger = logging.getLogger("linq_nb.sandbox")
+
+
+class Final(str):
+    """An error that ends the delivery at once (no retry): a destination the sandbox will not connect to."""
 
 
 def _retryable(status: int | None) -> bool:
@@ -150,6 +161,8 @@ class Deliverer:
         self._watchdog = _Watchdog()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self.relay: Relay | None = None  # relay sessions: deliveries held for listeners
+        self.policy: DeliveryPolicy | None = None  # shared mode: where the sandbox may connect
 
     def start(self) -> None:
         self._stopping = False
@@ -192,9 +205,16 @@ class Deliverer:
         return True
 
     # -- sending: the one step that reaches a receiver ------------------------------
-    def send(self, key: int, url: str, body: bytes, headers: dict[str, str], deadline: float
-             ) -> tuple[int | None, str | None]:
-        """POST ``body`` to ``url`` before ``deadline`` (monotonic); (status, None) or (None, error)."""
+    def send(self, key: int, url: str, body: bytes, headers: dict[str, str], deadline: float, *,
+             partner: str | None = None) -> tuple[int | None, str | None]:
+        """POST ``body`` to ``url`` before ``deadline`` (monotonic); (status, None) or (None, error).
+
+        A relay URL is held for ``partner``'s listener instead; a URL the policy refuses is not touched.
+        """
+        if self.relay is not None and self.relay.owns(url):
+            return self.relay.deliver(url, partner, body, headers, deadline)
+        if self.policy is not None and (refused := self.policy.refusal(url)) is not None:
+            return None, Final(refused)
         parts = urlsplit(url)
         left = max(deadline - time.monotonic(), 0.001)
         conn: http.client.HTTPConnection
@@ -284,11 +304,12 @@ class Deliverer:
             subscription_id=target.subscription_id, timestamp=int(time.time()), user_agent=USER_AGENT,
             extra=version.routing_headers(target.routing_key_header, target.routing_id_header, body))
         started_at, t0 = now_iso(), time.perf_counter()
-        status, error = self.send(job.id, target.url, body, headers, time.monotonic() + self.timeout)
+        status, error = self.send(job.id, target.url, body, headers, time.monotonic() + self.timeout,
+                                  partner=job.partner)
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = status is not None and 200 <= status < 300
         retry_at = None
-        if not ok and _retryable(status) and job.attempts < len(self.retry_delays):
+        if not ok and _retryable(status) and not isinstance(error, Final) and job.attempts < len(self.retry_delays):
             retry_at = time.time() + (0 if self._stopping else self.retry_delays[job.attempts])
         self._record(job, status_code=status, error=error, ok=ok, started_at=started_at,
                      duration_ms=round(duration_ms, 3), retry_at=retry_at)

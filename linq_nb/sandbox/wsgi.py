@@ -5,7 +5,9 @@
 
 Environment: ``LINQ_SANDBOX_TOKENS`` (comma-separated, required), ``LINQ_SANDBOX_TOKENS_FILE``
 (one per line), ``LINQ_SANDBOX_STATE`` (SQLite file), ``LINQ_SANDBOX_RETRY_DELAYS``
-(comma-separated seconds). Run ONE process (threads are fine): each process would
+(comma-separated seconds), ``LINQ_SANDBOX_DELIVER_TO`` (comma-separated ``HOST[:PORT]``: a WSGI-served
+sandbox is shared, so it delivers only to relay sessions and these), ``LINQ_SANDBOX_RELAY`` (``HOST:PORT``
+the relay's listeners poll; default 127.0.0.1 and a free port). Run ONE process (threads are fine): each process would
 otherwise have its own delivery worker and its own in-memory state.
 """
 
@@ -27,8 +29,12 @@ def create_app() -> Sandbox:
     if not tokens:
         raise RuntimeError("set LINQ_SANDBOX_TOKENS (comma-separated) or LINQ_SANDBOX_TOKENS_FILE for the sandbox")
     delays = os.environ.get(RETRY_DELAYS_ENV)
-    sandbox = Sandbox(tokens, state=os.environ.get("LINQ_SANDBOX_STATE") or None,
-                      retry_delays=parse_delays(delays) if delays else None)
+    relay_host, _, relay_port = os.environ.get("LINQ_SANDBOX_RELAY", "127.0.0.1:0").rpartition(":")
+    deliver_to = [d.strip() for d in os.environ.get("LINQ_SANDBOX_DELIVER_TO", "").split(",") if d.strip()]
+    sandbox = Sandbox(tokens, host=relay_host or "127.0.0.1", state=os.environ.get("LINQ_SANDBOX_STATE") or None,
+                      retry_delays=parse_delays(delays) if delays else None, shared=True, deliver_to=deliver_to,
+                      relay_port=int(relay_port or 0))
+    sandbox.relay.start()
     sandbox.deliverer.start()
     return sandbox
 

@@ -41,6 +41,8 @@ EVENTS_PATH: str | None = None  # v2 has no event-type endpoint
 #: How the token is sent, as a message shows it.
 AUTH_DESCRIPTION = "X-LINQ-INTEGRATION-TOKEN"
 AUTH_HEADER = "X-LINQ-INTEGRATION-TOKEN"
+#: The request field that holds the URL deliveries go to.
+URL_FIELD = "webhook_url"
 ID_DESCRIPTION = "ids are integers"
 BODY_KEY = "webhook_subscription"
 #: Whether the subscription object counts deliveries (``delivery_attempts``, ``last_delivered_at``).

@@ -59,6 +59,8 @@ EVENTS_PATH: str | None = BASE_PATH + "/v3/webhook-events"
 #: How the token is sent, as a message shows it.
 AUTH_DESCRIPTION = "Authorization: Bearer <token>"
 AUTH_HEADER = "Authorization"
+#: The request field that holds the URL deliveries go to.
+URL_FIELD = "target_url"
 ID_DESCRIPTION = "ids are UUIDs such as b2c3d4e5-f6a7-8901-bcde-f23456789012"
 #: v3 has no delivery counters on the subscription object.
 HAS_COUNTERS = False
