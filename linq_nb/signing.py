@@ -82,8 +82,9 @@ def _hmac(key: str | bytes, data: bytes) -> bytes:
 
 def _raw(body: object, what: str) -> bytes:
     if not isinstance(body, (bytes, bytearray)):
-        raise TypeError(f"{what}() needs the raw request body as bytes, exactly as received"
-                        + ("; use canonical_json(obj) for an object" if what.startswith("sign") else ""))
+        raise TypeError(f"{what}() needs the raw body as bytes; use canonical_json(obj) for an object"
+                        if what.startswith("sign")
+                        else f"{what}() needs the raw request body as bytes, exactly as received")
     return bytes(body)
 
 
