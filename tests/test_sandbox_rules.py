@@ -97,7 +97,7 @@ def test_a_deactivated_subscriptions_pending_retry_is_dropped_not_sent(sandbox: 
 
 
 def test_one_partner_never_sees_reaches_or_changes_anothers_subscriptions(receiver: Receiver) -> None:
-    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05]) as sb:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[0.05], deliver_to=["127.0.0.1"]) as sb:
         mine = subscribe(sb, receiver.url, ["message.sent"])
         theirs = subscribe(sb, receiver.url, ["message.sent"], token=OTHER_TOKEN)
         as_me = {"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}
@@ -153,14 +153,26 @@ def test_a_rate_limit_set_by_one_partner_limits_only_that_partner() -> None:
 
 
 def test_faults_and_limits_apply_to_the_subscription_api_only() -> None:
+    # hardening (issue 8): injected faults and a partner's own rate limit stay with the subscription API
+    # (a partner can always lift its limit again), but the operator's limit counts the control routes too
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
         sb.fail_next(1, status=503)
-        sb.set_rate_limit(1, 60)
+        body = {"rate_limit": {"limit": 1, "per_seconds": 60}}
+        assert api(sb, "POST", "/_sandbox/faults", json=body).status_code == 200  # the partner's own limit
         assert api(sb, "GET", "/_sandbox/deliveries").status_code == 200
         assert api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code == 202
         assert api(sb, "GET", PATH).status_code == 503  # the fault was still waiting for an API request
         assert api(sb, "GET", PATH).status_code == 200
         assert api(sb, "GET", PATH).status_code == 429
+        assert api(sb, "GET", "/_sandbox/deliveries").status_code == 200  # the partner's limit: API only
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        sb.fail_next(1, status=503)
+        sb.set_rate_limit(2, 60)  # the operator's limit
+        assert api(sb, "GET", "/_sandbox/deliveries").status_code == 200  # counted, but takes no fault
+        assert api(sb, "GET", PATH).status_code == 503  # the fault, answered before the limit is counted
+        assert api(sb, "GET", PATH).status_code == 200
+        assert api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code == 429
+        assert api(sb, "GET", "/_sandbox/deliveries").status_code == 429
 
 
 def test_every_token_given_is_a_partner_and_repeats_are_one() -> None:
@@ -173,7 +185,8 @@ def test_every_token_given_is_a_partner_and_repeats_are_one() -> None:
 
 
 def test_the_routes_act_for_the_callers_partner_and_name_the_missing_id() -> None:
-    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[]) as sb, Receiver() as receiver:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN], retry_delays=[], deliver_to=["127.0.0.1"]) as sb, \
+            Receiver() as receiver:
         mine = subscribe(sb, receiver.url, ["message.sent"], secret=None)
         sb.emit("message.sent", token=SENTINEL_TOKEN)
         assert sb.wait_for_deliveries(timeout=10)
@@ -181,7 +194,9 @@ def test_the_routes_act_for_the_callers_partner_and_name_the_missing_id() -> Non
         assert (got.status_code, got.json()["webhook_subscription"]["id"]) == (200, mine["id"])
         mine_log = api(sb, "GET", "/_sandbox/deliveries")
         assert mine_log.status_code == 200 and len(mine_log.json()["deliveries"]) == 1
-        assert api(sb, "GET", "/_sandbox/deliveries", token=OTHER_TOKEN).json() == {"deliveries": []}
+        assert mine_log.json()["deliveries"][0]["ok"] is True
+        assert api(sb, "GET", "/_sandbox/deliveries", token=OTHER_TOKEN).json() == {"deliveries": [],
+                                                                                    "next_cursor": None}
         body = {"webhook_subscription": {"webhook_url": receiver.url, "version": 2, "events": ["message.sent"]}}
         for method, kwargs in (("GET", {}), ("PUT", {"json": body}), ("DELETE", {})):
             resp = api(sb, method, f"{PATH}/{mine['id']}", token=OTHER_TOKEN, **kwargs)
@@ -231,8 +246,15 @@ def test_a_receiver_that_hangs_up_without_answering_is_a_retried_connection_erro
                 conn, _ = listener.accept()
             except OSError:
                 return
-            conn.recv(65536)
-            conn.close()  # read the request, answer nothing
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := conn.recv(65536)):
+                request += chunk
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length and (chunk := conn.recv(65536)):
+                body += chunk
+            conn.close()  # read the whole request (a close with unread bytes would be a reset), answer nothing
 
     t = threading.Thread(target=hang_up, args=(4,), daemon=True)
     t.start()
@@ -246,7 +268,7 @@ def test_a_receiver_that_hangs_up_without_answering_is_a_retried_connection_erro
         t.join(timeout=10)
     log = [d for d in sandbox.deliveries() if d["subscription_id"] == sub["id"]]
     assert len(log) == 4  # the first try and the fixture's three retries
-    assert {(d["status_code"], d["error"]) for d in log} == {(None, "connection error: ProtocolError")}
+    assert {(d["status_code"], d["error"]) for d in log} == {(None, "connection error: RemoteDisconnected")}
 
 
 def test_nothing_listening_is_a_connection_error_named_for_its_cause(sandbox: Sandbox) -> None:
@@ -257,7 +279,7 @@ def test_nothing_listening_is_a_connection_error_named_for_its_cause(sandbox: Sa
     sandbox.emit("message.sent")
     assert sandbox.wait_for_deliveries(timeout=10)
     assert {(d["status_code"], d["error"]) for d in sandbox.deliveries()} == {
-        (None, "connection error: NewConnectionError")}
+        (None, "connection error: ConnectionRefusedError")}
 
 
 def test_each_attempt_records_how_long_it_took_in_milliseconds_to_the_microsecond(

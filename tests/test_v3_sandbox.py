@@ -7,6 +7,7 @@ from pathlib import Path
 
 import requests
 
+from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from linq_nb.wire import v2, v3
 from tests.conftest import SENTINEL_TOKEN
@@ -72,7 +73,7 @@ def test_the_caps_count_both_versions(tmp_path: Path) -> None:
         assert full.status_code == 422 and "2 subscriptions" in full.json()["error"]["message"]
 
 
-def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox) -> None:
+def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox, receiver: Receiver) -> None:
     def trigger(body: object) -> requests.Response:
         return requests.post(sandbox.url + "/_sandbox/events", json=body, headers=v3.auth_headers(SENTINEL_TOKEN),
                              timeout=5)
@@ -83,7 +84,8 @@ def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox) -> None
     unknown = trigger({"event_type": "message.recieved"})
     assert unknown.status_code == 422 and "v2 or v3 event name" in unknown.json()["message"]
     # v2's answer is unchanged for a partner with v2 subscriptions only
-    body = v2.request_body({"webhook_url": "https://example.com/a", "events": ["message.sent"], "version": 2})
+    # to a local receiver: the fixture's sandbox is not shared, so it would really POST to example.com
+    body = v2.request_body({"webhook_url": receiver.url, "events": ["message.sent"], "version": 2})
     requests.post(sandbox.url + v2.COLLECTION_PATH, json=body, headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5)
     answer = requests.post(sandbox.url + "/_sandbox/events", json={"event_type": "message.sent"},
                            headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5).json()

@@ -49,8 +49,13 @@ def test_url_problems_name_the_url_and_the_rule() -> None:
     assert url_problems("https://example.com:99999/h") == [
         "webhook_url 'https://example.com:99999/h' is not a valid URL"]
     assert url_problems("https://example.com/a b") == ["webhook_url 'https://example.com/a b' must not contain spaces"]
-    assert url_problems("https://example.com/a\tb") == [
-        "webhook_url 'https://example.com/a\\tb' must not contain spaces"]
+    # a space that is no control character (a no-break space) is still a space
+    assert url_problems("https://example.com/a\xa0b") == [
+        "webhook_url 'https://example.com/a\\xa0b' must not contain spaces"]
+    # a tab, like NUL and the other control characters, has its own rule (hardening, issue 8)
+    control = "must not contain control characters; type the URL again by hand"
+    assert url_problems("https://example.com/a\tb") == [f"webhook_url 'https://example.com/a\\tb' {control}"]
+    assert url_problems("https://example.com/a\x00b") == [f"webhook_url 'https://example.com/a\\x00b' {control}"]
 
 
 def test_plain_http_is_refused_only_off_loopback_and_only_when_asked() -> None:
@@ -96,8 +101,10 @@ def test_subscription_problems_check_presence_then_types_then_values() -> None:
 
 
 def test_a_wrong_value_is_shown_cut_short_and_a_secret_never() -> None:
+    # an echoed value is its repr cut to 60 characters, the last of them an ellipsis (hardening, issue 8)
     (long,) = subscription_problems({**GOOD, "webhook_url": ["x" * 200]})
-    assert long.startswith("webhook_url must be a string, got list ['xxx") and long.endswith("x")
-    assert len(long) == len("webhook_url must be a string, got list") + 80
+    assert long == "webhook_url must be a string, got list ['" + "x" * 57 + "…"
+    (fits,) = subscription_problems({**GOOD, "webhook_url": ["x" * 56]})  # a repr of exactly 60 is kept whole
+    assert fits == "webhook_url must be a string, got list ['" + "x" * 56 + "']"
     (secret,) = subscription_problems({**GOOD, "secret": 12345})
     assert secret == "secret must be a string, got int"

@@ -198,7 +198,7 @@ class Deliverer:
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._inflight or self.store.pending_count():
-                left = max(deadline - time.monotonic(), 0.001)
+                left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.05))
