@@ -17,11 +17,10 @@ RECEIVER_SECRET = "whsec_test"
 
 # --------------------------------------------------------------------------- the network guard
 # Nothing leaves this machine from a test. From the moment this file is imported (before any test runs), a
-# connect to anything but loopback, an address of this machine's own interfaces or a Unix socket raises
-# NetworkBlockedError (an OSError, so a client or the sandbox treats it as a refused connection) and is
-# recorded; the autouse fixture below then fails the test that made it, whichever thread it came from.
-# Resolving a name other than localhost is refused too, so not even a DNS query goes out. Self-contained on
-# purpose: it must not depend on the code it guards.
+# connect to anything but loopback or a Unix socket raises NetworkBlockedError (an OSError, so a client
+# or the sandbox treats it as a refused connection) and is recorded; the autouse fixture below then fails
+# the test that made it, whichever thread it came from. Resolving a name other than localhost is refused
+# too, so not even a DNS query goes out. Self-contained on purpose: it must not depend on the code it guards.
 
 
 class NetworkBlockedError(OSError):
@@ -57,33 +56,13 @@ def _is_ip_literal(host: str) -> bool:
 def _refuse(what: str) -> NetworkBlockedError:
     _blocked.append(what)
     return NetworkBlockedError(f"network guard (tests/conftest.py): {what} is outside this machine; "
-                               "tests may only reach loopback (127.0.0.0/8, ::1, localhost), this machine's own "
-                               "addresses or Unix sockets")
-
-
-def _own_address(host: object) -> bool:
-    """True for an IP address of one of this machine's interfaces (a connect to it never leaves the machine).
-
-    Binding to an address succeeds only if an interface holds it; nothing is sent.
-    """
-    if not isinstance(host, str) or not _is_ip_literal(host):
-        return False
-    ip = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    if ip.is_unspecified or ip.is_multicast:
-        return False
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind((str(ip), 0))
-    except OSError:
-        return False
-    return True
+                               "tests may only reach loopback (127.0.0.0/8, ::1, localhost) or Unix sockets")
 
 
 def _allowed(sock: socket.socket, address: Any) -> bool:
     if getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX:
         return True
-    return isinstance(address, tuple) and bool(address) and (_loopback_host(address[0]) or _own_address(address[0]))
+    return isinstance(address, tuple) and bool(address) and _loopback_host(address[0])
 
 
 def _guarded_connect(self: socket.socket, address: Any) -> None:
