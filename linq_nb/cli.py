@@ -138,7 +138,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox._server.app = AccessLog(sandbox.app, sys.stderr, sandbox.tokens)
     if not is_loopback_host(args.host):
         print(f"WARNING: listening on {args.host}: anyone who can reach this port and holds one of the tokens can "
-              "use this sandbox, and its webhooks go wherever subscriptions point.", file=sys.stderr)
+              "use this sandbox. It delivers webhooks only to relay sessions (linq-nb listen) and to --deliver-to "
+              "destinations.", file=sys.stderr)
 
     def ready(url: str) -> None:
         port = int(url.rsplit(":", 1)[1])
