@@ -29,34 +29,14 @@ from typing import Any
 
 import pytest
 
+from tests._browser import chromium, free_port, unavailable  # noqa: F401 (chromium: a fixture)
 from tests.conftest import SENTINEL_TOKEN
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("LINQ_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_TIMEOUT = 90.0  # seconds; a cold, busy 2-core machine starts Voila and a kernel slowly
 RENDER_TIMEOUT = 120.0  # the kernel starts the demo account and draws five plots before the page shows them
 STATES = ("Failing", "Nothing sent yet", "Quiet", "Switched off", "Working")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI is set, so a missing browser is a failure, not a skip")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class App:
@@ -84,7 +64,7 @@ class App:
             MPLBACKEND="Agg",
         )
         for _ in range(3):  # a free port can be taken between probing and binding
-            self.port = _free_port()
+            self.port = free_port()
             cmd = [sys.executable, "-m", "linq_nb", "app", "--port", str(self.port), "--no-browser"]
             with self.log.open("ab") as log:
                 self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -127,25 +107,8 @@ class App:
             self.proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium under Playwright (never Playwright's own browser download)."""
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
+def page(chromium: Any) -> Iterator[Any]:  # noqa: F811 (the fixture from tests._browser)
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     pg = context.new_page()

@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,18 +34,10 @@ from typing import Any
 
 import pytest
 
+from tests._browser import chromium, free_port, unavailable  # noqa: F401 (chromium: a fixture)
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("LINQ_NB_CHROMIUM", "/usr/bin/chromium")
-# Headless as root; the network flags stop Chromium calling home on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 QUICKSTART = "01-quickstart.ipynb"
 BROWSER_TOKEN = "sandbox_browser_test_token"
@@ -55,19 +46,7 @@ STARTUP_TIMEOUT = 90.0  # seconds; generous for a cold, busy 2-core CI machine
 RUN_ALL_TIMEOUT = 180.0
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI is set, so a missing browser is a failure, not a skip")
-    pytest.skip(reason)
-
-
 # --------------------------------------------------------------------------- JupyterLab
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class JupyterLab:
@@ -119,7 +98,7 @@ class JupyterLab:
         }
         t0 = time.monotonic()
         for _ in range(3):  # a free port can be taken between probing and binding
-            self.port = _free_port()
+            self.port = free_port()
             cmd = [
                 sys.executable, "-m", "jupyterlab",
                 "--no-browser", "--ServerApp.open_browser=False",
@@ -174,27 +153,8 @@ class JupyterLab:
 # --------------------------------------------------------------------------- Chromium
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium under Playwright (never Playwright's own browser download)."""
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as pw:
-        t0 = time.monotonic()
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        print(f"\nChromium {browser.version} launched in {time.monotonic() - t0:.2f} s")
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
+def page(chromium: Any) -> Iterator[Any]:  # noqa: F811 (the fixture from tests._browser)
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(30_000)
     pg = context.new_page()
