@@ -52,6 +52,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
@@ -275,25 +276,34 @@ def _subscription_id(value: object) -> int:
 
 
 #: Bodies at least this large are parsed with the cyclic garbage collector paused (see _json_of).
-_LARGE_BODY: Final = 1 << 20
+_LARGE_BODY: Final = 64 << 10
 
 
 def _json_of(response: requests.Response) -> Any:
-    """``response.json()``; for a large body with the garbage collector paused meanwhile.
+    """The body's JSON, parsed by orjson (about twice as fast as ``json``), else as ``response.json()`` does.
 
-    Parsing a big list creates millions of dicts, lists and strings, and each batch of new
-    containers sets off a collection that walks them all again: a third of the time for
-    100,000 subscriptions. Parsed JSON has no reference cycles, so those walks find nothing; the
-    only cost of the pause is that other threads' cycles wait until the parse ends. A caller
-    who turned the collector off keeps it off.
+    orjson reads the bytes as UTF-8 and refuses what strict JSON does not allow (``NaN``, integers
+    over 64 bits, invalid UTF-8); such a body goes to ``response.json()``, so what parses is the
+    same either way.
+
+    For a large body the cyclic garbage collector is paused meanwhile: parsing a big list creates
+    millions of dicts, lists and strings, and each batch of new containers sets off a collection
+    that walks them all again (a third of the time for 100,000 subscriptions). Parsed JSON has no
+    reference cycles, so those walks find nothing; the only cost of the pause is that other
+    threads' cycles wait until the parse ends. A caller who turned the collector off keeps it off.
     """
-    if len(response.content) < _LARGE_BODY or not gc.isenabled():
-        return response.json()
-    gc.disable()
+    body = response.content
+    pause = len(body) >= _LARGE_BODY and gc.isenabled()
+    if pause:
+        gc.disable()
     try:
-        return response.json()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return response.json()
     finally:
-        gc.enable()
+        if pause:
+            gc.enable()
 
 
 def _validation_error(action: str, problems: list[str]) -> ValidationError:

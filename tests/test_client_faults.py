@@ -10,6 +10,9 @@ No test mocks the client's HTTP layer; the few odd servers below are real WSGI a
 
 from __future__ import annotations
 
+import gc
+import json
+import math
 import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -358,6 +361,11 @@ def odd_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
             return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", 502, mimetype="text/html")
         if request.path.endswith("/html-ok"):
             return Response("<html>a login page</html>", 200, mimetype="text/html")
+        if request.path.endswith("/lenient-json"):  # what the standard library's json takes and orjson refuses
+            return Response('{"n": NaN, "big": 123456789012345678901234567890}', 200, mimetype="application/json")
+        if request.path.endswith("/large-json"):
+            return Response(json.dumps({"items": [{"id": i, "name": "x" * 20} for i in range(5000)]}), 200,
+                            mimetype="application/json")
         if request.path.endswith("/redirect"):
             return Response("", 302, headers={"Location": "https://elsewhere.example.com/steal"})
         return Response("plain text trouble", 418)
@@ -379,6 +387,24 @@ def test_non_json_error_bodies_are_handled(odd_server: tuple[str, list[dict[str,
         with pytest.raises(ValidationError, match="plain text trouble") as verr:
             c.request("GET", "/teapot")
         assert verr.value.status == 418
+
+
+def test_json_bodies_parse_as_requests_parses_them(odd_server: tuple[str, list[dict[str, str]]]) -> None:
+    """The fast parser's refusals (NaN, integers over 64 bits) still parse, as ``response.json()`` would."""
+    url, _ = odd_server
+    with LinqClient(token=SENTINEL_TOKEN, base_url=url, max_retries=0) as c:
+        lenient = c.request("GET", "/lenient-json")
+        assert math.isnan(lenient["n"]) and lenient["big"] == 123456789012345678901234567890
+        assert gc.isenabled()
+        large = c.request("GET", "/large-json")  # parsed with the collector paused, then turned back on
+        assert len(large["items"]) == 5000 and large["items"][-1] == {"id": 4999, "name": "x" * 20}
+        assert gc.isenabled()
+        gc.disable()
+        try:  # a caller who turned the collector off keeps it off
+            c.request("GET", "/large-json")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
 
 
 def test_redirects_are_not_followed(odd_server: tuple[str, list[dict[str, str]]]) -> None:
