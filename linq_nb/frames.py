@@ -880,6 +880,7 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
     segments: list[np.ndarray] = []
     segment_colours: list[Any] = []
     colours = [c["color"] for c in plt_cycle()]
+    epoch = float(mdates.date2num(np.datetime64("1970-01-01T00:00:00", "us")))
     for sub_id in sorted(history):
         # A point where each unchanged run starts and ends: the same line as one point per snapshot.
         times: list[datetime] = []
@@ -896,7 +897,9 @@ def plot_attempts(source: Any, ax: Axes | None = None) -> Axes:
             if run.end != run.start:
                 times.append(run.end)
                 counts.append(run.sub.delivery_attempts)
-        x = mdates.date2num(np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[us]"))
+        # matplotlib's date numbers: days since its epoch (POSIX seconds / 86400, shifted), without building
+        # a datetime64 array from datetime objects (most of this loop's time after an hour of snapshots).
+        x = np.fromiter([t.timestamp() for t in times], dtype=np.float64, count=len(times)) / 86400.0 + epoch
         y = np.array(counts, dtype=np.float64)
         if labelled:
             (line,) = ax.plot(x, y, marker=".", label=f"#{sub_id}")
