@@ -268,7 +268,8 @@ class Sandbox:
         self.app.add_fault(Fault(n, status, delay, after, partner_key(token) if token else None))
 
     def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0) -> None:
-        """At most ``limit`` API requests per ``per_seconds`` for each partner; None lifts it."""
+        """At most ``limit`` requests per ``per_seconds`` for each partner, counting every route (the API's
+        and ``/_sandbox/...``); over it a request gets a 429 with ``Retry-After``. None lifts it."""
         self.app.set_rate_limit(limit, per_seconds)
 
     def __repr__(self) -> str:
