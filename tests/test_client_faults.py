@@ -361,7 +361,7 @@ def odd_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
             return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", 502, mimetype="text/html")
         if request.path.endswith("/html-ok"):
             return Response("<html>a login page</html>", 200, mimetype="text/html")
-        if request.path.endswith("/lenient-json"):  # what the standard library's json takes and orjson refuses
+        if request.path.endswith("/lenient-json"):  # what the standard library's json takes and msgspec refuses
             return Response('{"n": NaN, "big": 123456789012345678901234567890}', 200, mimetype="application/json")
         if request.path.endswith("/large-json"):
             return Response(json.dumps({"items": [{"id": i, "name": "x" * 20} for i in range(5000)]}), 200,
