@@ -106,6 +106,9 @@ class Listener:
         self._totals = dict.fromkeys(("deliveries", "delivered", "failed", "reconnects", "moves"), 0)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # True while the loop forwards a batch it took; stop() waits for it (under _batch) before closing the session.
+        self._busy = False
+        self._batch = threading.Condition()
         self._thread: threading.Thread | None = None
         self._poll = requests.Session()
         self._forward = requests.Session()
@@ -182,10 +185,15 @@ class Listener:
     def stop(self) -> None:
         """Stop listening, delete the temporary subscription and close the session. Safe to call twice.
 
-        The session is closed first (that ends a waiting poll at once), the loop is let finish the delivery it
-        holds, and only then is the subscription deleted: nothing the loop does can outlive the call.
+        Deliveries the loop holds are forwarded and reported first (each within its deadline), so that
+        one already at the local receiver is not then counted as failed and retried; no new batch is taken.
+        Then the session is closed (that ends a waiting poll at once), and only then is the subscription
+        deleted: nothing the loop does can outlive the call.
         """
-        self._stopping.set()
+        with self._batch:
+            self._stopping.set()
+            if self._thread is not threading.current_thread():  # not from an on_delivery callback
+                self._batch.wait_for(lambda: not self._busy, timeout=15)
         closed = self._close_session()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -304,8 +312,18 @@ class Listener:
                 with self._lock:
                     self._totals["reconnects"] += 1
                 self._problem("reconnected to the sandbox")
-            for delivery in resp.json().get("deliveries", []):
-                self._handle(delivery)
+            deliveries = resp.json().get("deliveries", [])
+            with self._batch:
+                if self._stopping.is_set():  # stop() is closing the session, which hands these back to be retried
+                    return
+                self._busy = True
+            try:
+                for delivery in deliveries:
+                    self._handle(delivery)
+            finally:
+                with self._batch:
+                    self._busy = False
+                    self._batch.notify_all()
 
     def _handle(self, delivery: dict[str, Any]) -> None:
         headers = {k: v for k, v in delivery["headers"].items() if k.lower() not in _HOP}

@@ -359,6 +359,36 @@ def test_a_slow_local_receiver_is_a_timeout_retried_like_a_direct_one() -> None:
             listener.stop()
 
 
+def test_stopping_while_a_delivery_is_at_the_local_receiver_reports_it_delivered_not_failed() -> None:
+    arrived, release = threading.Event(), threading.Event()
+
+    @Request.application
+    def slow_ok(request: Request) -> Response:
+        arrived.set()
+        release.wait(5)
+        return Response("ok")
+
+    endpoint = ServerThread(slow_ok).start()
+    with Sandbox(tokens=["a", "b"], retry_delays=[0.2, 0.2]) as sb, LinqClient(token="a", base_url=sb.url) as client:
+        listener = Listener(client, endpoint.url + "/hook", ["message.sent"], secret="").start()
+        try:
+            sb.emit("message.sent", token="a")
+            assert arrived.wait(10)
+            stopping = threading.Thread(target=listener.stop)
+            stopping.start()  # while the local receiver still holds the delivery
+            time.sleep(0.3)
+            release.set()
+            stopping.join(20)
+            assert not stopping.is_alive()
+        finally:
+            release.set()
+            listener.stop()
+            endpoint.stop()
+        log = sb.deliveries("a")
+        assert [(a["ok"], a["status_code"]) for a in log] == [(True, 200)], log  # delivered once, not retried
+        assert sb.subscriptions("a") == []
+
+
 def test_the_relay_port_shrugs_off_garbage_and_keeps_serving(shared: Sandbox) -> None:
     h = {"X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN}
     opened = requests.post(shared.url + "/_sandbox/relay", json={"name": "g"}, headers=h, timeout=5).json()
@@ -489,7 +519,7 @@ def test_linq_nb_listen_killed_and_restarted_within_the_retry_window_still_gets_
             out, err = again.communicate(timeout=30)
         assert sb.subscriptions(SENTINEL_TOKEN) == [], out + err
         log = sb.deliveries(SENTINEL_TOKEN)
-        assert log[-1]["ok"] and not any(a["ok"] for a in log[:-1])
+        assert log[-1]["ok"] and not any(a["ok"] for a in log[:-1]), log
 
 
 def test_linq_nb_listen_fails_loudly_when_the_sandbox_refuses(shared: Sandbox, tmp_path: Path,
