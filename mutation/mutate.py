@@ -70,6 +70,42 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     )),
     # the health verdict of one subscription (health() itself assembles the DataFrame)
     "frames": ("linq_nb/frames.py", ("x__health_row", "x__ago")),
+    # what a v3 request may contain (and the sentence and code each problem gets), the headers a v3 delivery
+    # carries, the secret shown only at create, a body's fields as the store keeps them. Left out for time:
+    # change_events (215 mutants, mostly the account events' texts; tests/test_wire_v3_rules.py pins them),
+    # the object and error builders, and the signatures (their schemes are signing's)
+    "wire_v3": ("linq_nb/wire/v3.py", (
+        "x_parse_id", "x_fields_of", "x__events_problems", "x__phone_problems", "x__header_problems",
+        "x__problems", "x_problem_code", "x_routing_headers", "x_created_body", "x_delivery_headers",
+        "x_record_fields",
+    )),
+    # v2's ids, bodies, the headers a v2 delivery carries and its signature, a body as the store keeps it
+    "wire_v2": ("linq_nb/wire/v2.py", (
+        "x_parse_id", "x_fields_of", "x_signature", "x_delivery_headers", "x_record_fields",
+    )),
+    # the shared-mode policy (where a partner may be delivered to), relay URLs, session liveness, a held
+    # delivery's answer: the listener's report of its forward, partners kept apart
+    "relay": ("linq_nb/sandbox/relay.py", (
+        "x_parse_destination", "xǁDeliveryPolicyǁrefusal", "xǁ_Sessionǁconnected", "xǁRelayǁowns",
+        "xǁRelayǁdeliver", "xǁRelayǁ_report", "x__resolve",
+    )),
+    # v3 ids, the fields a call sends, the one-per-URL duplicate guard, a 409 as the holder, a lost create
+    "client_v3": ("linq_nb/client_v3.py", (
+        "x__subscription_id", "xǁLinqClientV3ǁ_fields", "xǁLinqClientV3ǁ_duplicates_in",
+        "xǁLinqClientV3ǁ_refuse_duplicates", "xǁLinqClientV3ǁ_conflict", "xǁLinqClientV3ǁ_recovered",
+    )),
+    # the event mapping and what waits for a decision, the proposal (one v3 subscription per URL), step
+    # order, de-duplication across versions. Left out for time: the steps' API calls and undo
+    "migrate": ("linq_nb/migrate.py", (
+        "xǁMigrationǁmapping", "xǁMigrationǁdecide", "xǁMigrationǁproposal", "xǁMigrationǁ_need",
+        "x_dedupe_key", "xǁDeduplicatorǁaccept",
+    )),
+    # how a desired state is paired with the account, what differs, duplicates, what apply sends.
+    # Left out for time: load_desired/_entry (mostly their error texts) and plan()'s assembly
+    "plans": ("linq_nb/plans.py", (
+        "x__check_unique", "x__actual_fields", "x__wanted_fields", "x__same", "x__match", "x__duplicate_of",
+        "xǁPlanǁcounts", "xǁPlanǁ_apply_one",
+    )),
 }
 
 KILLED = {1, 3, 36, 37, -24, 24, 152, 255, -11, -9}  # a failing test, a timeout, a crash
@@ -88,7 +124,7 @@ def globs(module: str) -> list[str]:
 
 def function_key(name: str) -> str:
     """``linq_nb.client.xǁLinqClientǁrequest__mutmut_7`` -> ``client.xǁLinqClientǁrequest``."""
-    return name.partition("__mutmut_")[0].split(".", 1)[1].replace("sandbox.", "")
+    return name.partition("__mutmut_")[0].split(".", 1)[1].replace("sandbox.", "").replace("wire.", "wire_")
 
 
 # --------------------------------------------------------------------------- running
