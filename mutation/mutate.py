@@ -5,6 +5,7 @@
     python mutation/mutate.py --changed        run only the modules changed since the last full run (CI)
     python mutation/mutate.py --report         print the report of the last run, run nothing
     python mutation/mutate.py --survivors      re-test only the last run's survivors (after adding tests)
+    python mutation/mutate.py --record wire_v3 record those modules' results in baseline.json (with --report too)
 
 A full run records each module's score and the hash of its file in ``mutation/baseline.json`` (commit
 it); ``--changed`` runs the modules whose file no longer has that hash. ``--budget SECONDS`` stops
@@ -198,11 +199,14 @@ def changed_modules() -> list[str]:
     return [m for m in MODULES if recorded.get(m, {}).get("sha256") != file_hash(m)]
 
 
-def save_baseline(rows: list[Row], seconds: float, kind: str) -> None:
-    record = {row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
+def save_baseline(rows: list[Row], seconds: float, kind: str, *, merge: bool = False) -> None:
+    """Record these rows; ``merge``: only theirs, the other modules keep what the file has."""
+    record = json.loads(BASELINE.read_text()) if merge and BASELINE.exists() else {}
+    record |= {row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
                            "equivalent": row.equivalent, "survived": len(row.survivors),
                            "score": round(row.score, 1)} for row in rows}
-    record["_last_run"] = {"kind": kind, "seconds": round(seconds)}  # type: ignore[assignment]
+    if not merge:
+        record["_last_run"] = {"kind": kind, "seconds": round(seconds)}
     BASELINE.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-test only the last run's survivors (after adding tests; keeps mutants/)")
     parser.add_argument("--keep", action="store_true",
                         help="reuse mutants/ from the last run (faster; only while linq_nb/ is unchanged)")
+    parser.add_argument("--record", action="store_true",
+                        help="record the named modules' results in mutation/baseline.json (the others keep theirs)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
@@ -344,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.report or args.changed or args.modules) and finished and not any(r.not_run for r in rows):
         save_baseline(rows, elapsed, "survivors re-tested" if args.survivors else "full run")
         print(f"recorded in {BASELINE.relative_to(ROOT)}")
+    elif args.record and args.modules and finished and not any(r.not_run for r in rows):
+        save_baseline(rows, elapsed, "modules", merge=True)
+        print(f"recorded {', '.join(r.module for r in rows)} in {BASELINE.relative_to(ROOT)}")
     low = [r.module for r in rows if r.score < TARGET or r.not_run]
     if low:
         print(f"\nunder {TARGET:g} % or not fully run: {', '.join(low)}")
