@@ -65,6 +65,18 @@ def test_a_create_leaves_out_the_optional_fields_given_as_none(v3: LinqClientV3)
                     "phone_numbers": ["+14155551234"], "routing_key_header": "X-Key"}
     body = (v3.preview_create(HOOK, {EVENT}, phone_numbers={"+14155551234"}).body)
     assert body["phone_numbers"] == ["+14155551234"] and body["subscribed_events"] == [EVENT]
+    # a set of events goes in v3's catalogue order (not v2's, not alphabetical)
+    body = v3.preview_create(HOOK, {"call.initiated", "phone_number.status_updated"}).body
+    assert body["subscribed_events"] == ["phone_number.status_updated", "call.initiated"]
+
+
+def test_a_create_is_checked_by_the_create_rules(v3: LinqClientV3) -> None:
+    with pytest.raises(ValidationError) as info:  # "" clears a routing header in an update; a create needs a name
+        v3.create_subscription(HOOK, [EVENT], routing_key_header="")
+    assert info.value.status is None and info.value.errors == [
+        "routing_key_header must be an HTTP header name (letters, digits and -, at most 64), such as X-Routing-Key; "
+        "got ''"]
+    assert v3.list_subscriptions() == []
 
 
 def test_an_update_sends_only_what_is_given_and_none_clears(v3: LinqClientV3) -> None:
@@ -161,7 +173,8 @@ def test_a_409_is_the_holder_with_the_servers_status_code_and_trace(v3: LinqClie
     assert (error.status, error.error_code, error.method) == (409, "1005", "PUT")
     assert error.path == f"/api/partner/v3/webhook-subscriptions/{other.id}" and error.trace_id
     assert error.existing_ids == [first.id]
-    assert error.message.endswith("v3 allows each target_url once per account")
+    assert error.message == (f"{HOOK} is already the target_url of subscription {first.id}: v3 allows each "
+                             "target_url once per account")
 
 
 def test_other_refusals_stay_what_the_server_said(v3: LinqClientV3, sandbox: Sandbox,

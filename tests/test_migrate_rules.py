@@ -101,11 +101,12 @@ def test_the_proposal_is_one_v3_subscription_per_url(client: LinqClient, tmp_pat
         _sub(5, "https://b.example/h", ["message.received"], active=False),
         _sub(6, "https://c.example/h", ["contact.created"]),
         _sub(7, "https://d.example/h", ["message.sent"]),
+        _sub(8, "https://a.example/h", ["chat.created"], active=False),
     ], decisions={"call.completed": ["call.ended", "call.failed"], "contact.created": []})
     assert m.proposal() == [
         ProposedV3("https://a.example/h", ("message.sent", "call.ended", "call.failed",
-                                           "chat.typing_indicator.started"), True, (1, 2, 3),
-                   "merges v2 1, 2, 3 (v3 allows one per URL); v2 3 inactive: not merged"),
+                                           "chat.typing_indicator.started"), True, (1, 2, 3, 8),
+                   "merges v2 1, 2, 3, 8 (v3 allows one per URL); v2 3, 8 inactive: not merged"),
         ProposedV3("https://b.example/h", ("message.read", "message.received"), False, (4, 5),
                    "merges v2 4, 5 (v3 allows one per URL); inactive in v2: created inactive"),
         ProposedV3("https://c.example/h", (), True, (6,),

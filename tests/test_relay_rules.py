@@ -41,7 +41,7 @@ def test_deliver_to_destinations(text: str, parsed: tuple[str, int | None]) -> N
 
 
 @pytest.mark.parametrize("text", ["", "  ", "h:0", "h:65536", "h:x", "h:", "[::1]:", "[::1]:x", "a/b", "a/b:80",
-                                  ":80", "."])
+                                  ":80", ".", "[::1]]:80", "[::1]:X1"])
 def test_bad_destinations_are_refused_saying_the_form(text: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_destination(text)
@@ -70,6 +70,8 @@ def test_the_policy_lets_through_exactly_the_allowed_host_and_port() -> None:
     assert policy.refusal("https://other.example.com/") == REFUSED
     assert policy.refusal("https://sub.hooks.example.com/") == REFUSED
     assert DeliveryPolicy().refusal("https://hooks.example.com/") == REFUSED
+    plain = DeliveryPolicy(["plain.example:80"])
+    assert plain.refusal("http://plain.example/") is None and plain.refusal("https://plain.example/") == REFUSED
 
 
 def test_relay_urls_are_exactly_relay_path_and_a_session_id() -> None:

@@ -203,6 +203,9 @@ def test_ids_are_uuids_in_canonical_form() -> None:
     assert v3.parse_id("12") is None and v3.parse_id("") is None
     assert v3.parse_id("urn:uuid:" + uid) == uid  # 45 characters: within the limit
     assert v3.parse_id("{" + uid.replace("-", "-" * 9) + "}") is None  # over 64 characters: never parsed
+    hex32 = uid.replace("-", "")
+    assert v3.parse_id(hex32 + "-" * 32) == uid  # 64 characters: parsed (uuid ignores hyphens)
+    assert v3.parse_id(hex32 + "-" * 33) is None  # 65
 
 
 def test_the_token_is_the_bearer_credential_only() -> None:
