@@ -42,6 +42,8 @@ def test_subscribed_events_must_be_a_list_of_names_and_not_empty() -> None:
 def test_unknown_events_are_named_with_the_right_plural_and_v2_names_get_their_v3_names() -> None:
     assert create(subscribed_events=["message.sent", "nope"]) == [
         "subscribed_events has unknown event 'nope'; GET /v3/webhook-events lists the valid ones"]
+    assert create(subscribed_events=["nope", "nada"]) == [
+        "subscribed_events has unknown events 'nope', 'nada'; GET /v3/webhook-events lists the valid ones"]
     assert create(subscribed_events=["typing_indicator.received", "contact.created", "message.sent", "x" * 50,
                                      "b", "c", "d"]) == [
         "subscribed_events has unknown events 'typing_indicator.received', 'contact.created', "
@@ -124,6 +126,20 @@ def test_unknown_fields_are_named_and_v2_names_get_a_hint() -> None:
         f"unknown field 'version' (v3 has no such field); {FIELDS}, is_active"]
 
 
+def test_a_long_unknown_field_or_value_is_quoted_cut_to_40_characters() -> None:
+    assert create(**{"k" * 50: 1}) == ["unknown field '" + "k" * 38 + f"…; {FIELDS}"]
+    assert create(**{"k" * 38: 1}) == ["unknown field '" + "k" * 38 + f"'; {FIELDS}"]
+    assert v3.update_problems({"is_active": "y" * 50}) == ["is_active must be true or false, got '" + "y" * 38 + "…"]
+    assert v3.update_problems({"is_active": "y" * 38}) == ["is_active must be true or false, got '" + "y" * 38 + "'"]
+
+
+def test_every_problem_is_kept_whatever_else_is_right() -> None:
+    assert create(target_url="ftp://x", routing_key_header="X-K", routing_id_header="X-I") == [
+        "target_url 'ftp://x' must be an absolute http(s) URL, such as https://example.com/webhooks/linq"]
+    assert v3.update_problems({"is_active": 1, "routing_id_header": "X-I"}) == [
+        "is_active must be true or false, got 1"]
+
+
 def test_a_create_takes_no_is_active_and_an_update_takes_only_a_boolean() -> None:
     assert create(is_active=True) == [f"unknown field 'is_active'; {FIELDS}"]
     assert v3.update_problems({"is_active": 1}) == ["is_active must be true or false, got 1"]
@@ -134,6 +150,9 @@ def test_a_create_takes_no_is_active_and_an_update_takes_only_a_boolean() -> Non
 def test_the_target_url_is_checked_under_its_v3_name_and_http_only_for_loopback_when_asked() -> None:
     assert create(target_url="ftp://x") == [
         "target_url 'ftp://x' must be an absolute http(s) URL, such as https://example.com/webhooks/linq"]
+    # only the field's name is renamed, never the same word inside the URL quoted
+    assert create(target_url="ftp://x/webhook_url") == [
+        "target_url 'ftp://x/webhook_url' must be an absolute http(s) URL, such as https://example.com/webhooks/linq"]
     plain = "target_url 'http://example.com/h' must use https (plain http is accepted only for localhost)"
     assert create(target_url="http://example.com/h") == []
     assert v3.create_problems({**GOOD, "target_url": "http://example.com/h"}, https_only_unless_loopback=True) == [
@@ -347,4 +366,6 @@ def test_a_body_as_the_store_keeps_it() -> None:
         "active": False, "phone_numbers": ["+1"]}
     assert v3.record_fields({"phone_numbers": None, "routing_id_header": None}, create=False) == {
         "phone_numbers": None, "routing_id_header": None}
+    assert v3.record_fields({"routing_id_header": "", "routing_key_header": "X-K"}, create=False) == {
+        "routing_id_header": None, "routing_key_header": "X-K"}
     assert v3.record_fields({**GOOD, "is_active": False}, create=True)["active"] is False
