@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from linq_nb.sandbox import Sandbox
-from linq_nb.sandbox.relay import REFUSED, DeliveryPolicy, Relay, _Session, parse_destination
+from linq_nb.sandbox.relay import REFUSED, DeliveryPolicy, Relay, _Held, _resolve, _Session, parse_destination
 from tests.conftest import SENTINEL_TOKEN
 
 OTHER = "tok_other_partner"
@@ -95,6 +95,13 @@ def test_a_session_is_connected_while_a_poll_waits_a_delivery_is_out_or_it_was_h
     session.waiters.clear()
     session.outstanding["d"] = object()  # type: ignore[assignment]
     assert session.connected(200.0, 2.0)
+
+
+def test_the_first_answer_to_a_held_delivery_stands_and_a_later_one_is_ignored() -> None:
+    held = _Held("d", {}, b"", 0.0)
+    _resolve(held, 200, None)
+    _resolve(held, None, "connection error: the listener closed its relay session")  # a close racing a report
+    assert held.answer.result(timeout=0) == (200, None)
 
 
 # --------------------------------------------------------------------------- the listener's reports, over HTTP
