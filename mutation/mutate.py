@@ -72,24 +72,24 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # the health verdict of one subscription (health() itself assembles the DataFrame)
     "frames": ("linq_nb/frames.py", ("x__health_row", "x__ago")),
     # what a v3 request may contain (and the sentence and code each problem gets), the headers a v3 delivery
-    # carries, the secret shown only at create, a body's fields as the store keeps them. Left out for time:
-    # change_events (215 mutants, mostly the account events' texts; tests/test_wire_v3_rules.py pins them),
-    # the object and error builders, and the signatures (their schemes are signing's)
+    # carries, the secret shown only at create, a body's fields as the store keeps them, which changes raise
+    # which account events. Left out: the error builders and the signatures (their schemes are signing's)
     "wire_v3": ("linq_nb/wire/v3.py", (
         "x_parse_id", "x_fields_of", "x__events_problems", "x__phone_problems", "x__header_problems",
         "x__problems", "x_problem_code", "x_routing_headers", "x_created_body", "x_delivery_headers",
-        "x_record_fields",
+        "x_record_fields", "x_subscription_object", "x_event_phone_number", "x__public_url", "x_change_events",
     )),
     # v2's ids, bodies, the headers a v2 delivery carries and its signature, a body as the store keeps it
     "wire_v2": ("linq_nb/wire/v2.py", (
         "x_parse_id", "x_fields_of", "x_signature", "x_delivery_headers", "x_record_fields",
     )),
     # the shared-mode policy (where a partner may be delivered to), relay URLs, session liveness, a held
-    # delivery's answer: the listener's report of its forward. Left out for time: deliver() itself (its
-    # mutants wait out delivery deadlines, ~25 s each; tests/test_relay_rules.py covers its answers)
+    # delivery's answer (the listener's report of its forward), a session closed by its partner only.
+    # Left out for time: deliver() itself (its mutants wait out delivery deadlines, ~25 s each;
+    # tests/test_relay_rules.py covers its answers)
     "relay": ("linq_nb/sandbox/relay.py", (
         "x_parse_destination", "xǁDeliveryPolicyǁrefusal", "xǁ_Sessionǁconnected", "xǁRelayǁowns",
-        "xǁRelayǁ_report", "x__resolve",
+        "xǁRelayǁ_report", "x__resolve", "xǁRelayǁclose",
     )),
     # v3 ids, the fields a call sends, the one-per-URL duplicate guard, a 409 as the holder, a lost create
     "client_v3": ("linq_nb/client_v3.py", (
@@ -97,10 +97,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "xǁLinqClientV3ǁ_refuse_duplicates", "xǁLinqClientV3ǁ_conflict", "xǁLinqClientV3ǁ_recovered",
     )),
     # the event mapping and what waits for a decision, the proposal (one v3 subscription per URL), step
-    # order, de-duplication across versions. Left out for time: the steps' API calls and undo
+    # order and guards (confirmation, the soak), undo, de-duplication across versions
     "migrate": ("linq_nb/migrate.py", (
         "xǁMigrationǁmapping", "xǁMigrationǁdecide", "xǁMigrationǁproposal", "xǁMigrationǁ_need",
-        "x_dedupe_key", "xǁDeduplicatorǁaccept",
+        "x_dedupe_key", "xǁDeduplicatorǁaccept", "xǁMigrationǁunconfirmed", "xǁMigrationǁconfirm_v3",
+        "xǁMigrationǁdeactivate_v2", "xǁMigrationǁdelete_v2", "xǁMigrationǁundo",
     )),
     # how a desired state is paired with the account, what differs, duplicates, what apply sends.
     # Left out for time: load_desired/_entry (mostly their error texts) and plan()'s assembly

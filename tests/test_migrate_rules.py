@@ -9,6 +9,8 @@ of a sandbox on a free port; the snapshot of a real account is tested over HTTP 
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from linq_nb import catalog
 from linq_nb.client import LinqClient
 from linq_nb.migrate import Deduplicator, Migration, MigrationError, ProposedV3, dedupe_key
+from linq_nb.sandbox import Sandbox
 
 
 def _migration(client: LinqClient, tmp_path: Path, v2: list[dict[str, Any]], **state: Any) -> Migration:
@@ -160,3 +163,130 @@ def test_the_deduplicator_passes_each_event_once_and_forgets_the_oldest_past_its
     keep_two = Deduplicator(history=2)
     assert [keep_two.accept(e) for e in (a, b, b, a)] == [True, True, False, False]  # two fit in a history of 2
     assert Deduplicator(key=lambda e: 1)([a, b, c]) == [a]
+
+
+# --------------------------------------------------------------------------- the steps' guards, over HTTP
+
+class _Seen:
+    """Evidence shaped as a Receiver's: its request records."""
+
+    def __init__(self, requests: list[dict[str, Any]]) -> None:
+        self.requests = requests
+
+
+def _created(client: LinqClient, tmp_path: Path, urls: dict[str, bool]) -> Migration:
+    """A migration whose v3 subscriptions are created (one per URL, active or not) and side by side."""
+    v2 = client.for_api("v2")
+    for url, active in urls.items():
+        v2.create_subscription(url, ["message.sent"], active=active)
+    m = Migration(client, tmp_path / "m.json")
+    m.create_v3(save_secret=lambda url, secret: "nowhere")
+    m.side_by_side()
+    return m
+
+
+def test_a_v3_subscription_is_confirmed_by_an_accepted_verified_delivery_only(client: LinqClient,
+                                                                             tmp_path: Path) -> None:
+    m = _created(client, tmp_path, {"http://127.0.0.1:9/a": True, "http://127.0.0.1:9/b": True,
+                                    "http://127.0.0.1:9/c": False})
+    a, b = m.v3_ids(active_only=True)
+    assert len(m.v3_ids()) == 3  # the inactive one needs no confirmation
+    assert m.unconfirmed([]) == [a, b] and m.unconfirmed([a]) == [b] and m.unconfirmed(iter([b, a])) == []
+    assert m.unconfirmed(_Seen([{"subscription_id": a, "status": 200, "verified": True},
+                                {"subscription_id": b, "status": 200, "verified": None}])) == []  # no secret known
+    assert m.unconfirmed(_Seen([{"subscription_id": a, "status": 401, "verified": False},
+                                {"subscription_id": b, "status": 200, "verified": False},
+                                {"subscription_id": b, "status": 500, "verified": True}])) == [a, b]
+    with pytest.raises(MigrationError) as info:
+        m.confirm_v3([a])
+    assert info.value.message == f"no accepted v3 delivery yet for {b}"
+    assert info.value.hint == ("Wait for (or trigger) an event those subscriptions get, then confirm again; a 401 "
+                               "at the receiver means it lacks that subscription's signing secret.")
+    with pytest.raises(MigrationError) as info:
+        m.confirm_v3([])
+    assert info.value.message == f"no accepted v3 delivery yet for {a}, {b}"
+    assert not m.done("confirm_v3")
+    m.confirm_v3([a, b])
+    assert m.done("confirm_v3")
+    assert json.loads((tmp_path / "m.json").read_text())["steps"]["confirm_v3"]["done_at"]
+
+
+def test_without_evidence_the_sandbox_log_confirms(client: LinqClient, sandbox: Sandbox, tmp_path: Path) -> None:
+    from linq_nb.receiver import Receiver
+
+    with Receiver() as receiver:
+        m = _created(client, tmp_path, {receiver.url: True, "http://127.0.0.1:9/dead": True})
+        dead = m.v3_ids(active_only=True)[1]
+        sandbox.emit("message.sent")  # to both versions' subscriptions
+        assert sandbox.wait_for_deliveries(15)
+        assert m.unconfirmed() == [dead]
+
+
+def test_deactivating_v2_touches_only_those_that_were_active_and_resumes(client: LinqClient, sandbox: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    m = _created(client, tmp_path, {"http://127.0.0.1:9/a": True, "http://127.0.0.1:9/b": False,
+                                    "http://127.0.0.1:9/c": True})
+    a, _b, c = (s["id"] for s in m.state["v2"])
+    m.confirm_v3(m.v3_ids())
+    m.state["steps"]["deactivate_v2"] = {"ids": [a]}  # a was done before an interruption
+    assert m.deactivate_v2() == [a, c]
+    assert [s["active"] for s in sandbox.subscriptions()] == [True, False, False]  # a was not touched again
+    assert json.loads((tmp_path / "m.json").read_text())["steps"]["deactivate_v2"]["ids"] == [a, c]
+
+
+def test_deleting_v2_waits_for_the_soak_and_takes_a_404_as_done(client: LinqClient, sandbox: Sandbox,
+                                                                tmp_path: Path) -> None:
+    m = _created(client, tmp_path, {"http://127.0.0.1:9/a": True, "http://127.0.0.1:9/b": True})
+    a, b = (s["id"] for s in m.state["v2"])
+    m.confirm_v3(m.v3_ids())
+    m.deactivate_v2()
+    hundred_ago = (datetime.now(timezone.utc) - timedelta(seconds=100)).isoformat(timespec="seconds")
+    m.state["steps"]["deactivate_v2"]["done_at"] = hundred_ago
+    with pytest.raises(MigrationError) as info:
+        m.delete_v2(soak=7200)
+    assert re.fullmatch(r"the soak is not over: 7(099|100) s left of 7200 s", info.value.message)
+    assert info.value.hint == "Wait, and watch that nothing is missed while v2 is off, then run it again."
+    with pytest.raises(MigrationError) as info:
+        m.delete_v2(soak=1e10)
+    assert re.fullmatch(r"the soak is not over: \d{10} s left of 1e\+10 s", info.value.message)
+    with pytest.raises(MigrationError):
+        m.delete_v2(soak=102)  # 100 s have passed, not 102
+    assert "delete_v2" not in m.state["steps"]
+    client.delete_subscription(a)  # gone already: a 404 counts as deleted
+    sandbox.fail_next(1, status=None)  # a's delete passes through (a real 404)
+    sandbox.fail_next(1, 400)  # b's delete is refused: the step stops, a is recorded
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the client raises for a 400
+        m.delete_v2(soak=0)
+    assert json.loads((tmp_path / "m.json").read_text())["steps"]["delete_v2"]["ids"] == [a]
+    assert not m.done("delete_v2")
+    sandbox.app.clear_faults()
+    assert m.delete_v2(soak=0) == [a, b] and m.done("delete_v2")
+    assert sandbox.subscriptions() == []
+
+
+def test_undo_rolls_back_the_last_step_only_and_tolerates_what_is_gone(client: LinqClient, sandbox: Sandbox,
+                                                                       tmp_path: Path) -> None:
+    m = _created(client, tmp_path, {"http://127.0.0.1:9/a": True, "http://127.0.0.1:9/b": False})
+    assert m.undo() == "side_by_side" and not m.done("side_by_side") and m.done("create_v3")
+    assert len(sandbox.subscriptions(api="v3")) == 2
+    v3_a = m.v3_ids()[0]
+    client.for_api("v3").delete_subscription(v3_a)  # one is gone already
+    assert m.undo() == "create_v3"
+    assert sandbox.subscriptions(api="v3") == [] and "create_v3" not in m.state["steps"]
+    assert json.loads((tmp_path / "m.json").read_text())["steps"] == {}
+    assert m.undo() is None
+    m.create_v3(save_secret=lambda url, secret: "nowhere")
+    m.side_by_side()
+    m.confirm_v3(m.v3_ids())
+    m.deactivate_v2()
+    m.delete_v2(soak=0)
+    old = [s["id"] for s in m.state["v2"]]
+    assert m.undo(v2_secret="whsec_back") == "delete_v2"
+    back = sandbox.subscriptions()
+    assert [(s["webhook_url"], s["active"], s["secret_configured"]) for s in back] == [
+        ("http://127.0.0.1:9/a", False, True), ("http://127.0.0.1:9/b", False, True)]
+    new = [s["id"] for s in m.state["v2"]]
+    assert new == [s["id"] for s in back] and set(new).isdisjoint(old)
+    assert m.state["steps"]["deactivate_v2"]["ids"] == new[:1]  # the one that was active, under its new id
+    assert m.undo() == "deactivate_v2"
+    assert [s["active"] for s in sandbox.subscriptions()] == [True, False]
