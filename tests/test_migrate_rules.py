@@ -290,3 +290,19 @@ def test_undo_rolls_back_the_last_step_only_and_tolerates_what_is_gone(client: L
     assert m.state["steps"]["deactivate_v2"]["ids"] == new[:1]  # the one that was active, under its new id
     assert m.undo() == "deactivate_v2"
     assert [s["active"] for s in sandbox.subscriptions()] == [True, False]
+
+
+def test_undoing_the_delete_recreates_v2_twins_of_one_url_as_they_were(client: LinqClient, sandbox: Sandbox,
+                                                                      tmp_path: Path) -> None:
+    v2 = client.for_api("v2")
+    v2.create_subscription("http://127.0.0.1:9/a", ["message.sent"])
+    v2.create_subscription("http://127.0.0.1:9/a", ["message.sent", "message.read"], allow_duplicate=True)
+    m = Migration(client, tmp_path / "m.json")
+    m.create_v3(save_secret=lambda url, secret: "nowhere")
+    m.side_by_side()
+    m.confirm_v3(m.v3_ids())
+    m.deactivate_v2()
+    m.delete_v2(soak=0)
+    assert m.undo() == "delete_v2"  # the second is a duplicate of the first: recreated all the same
+    assert [(s["events"], s["active"], s["secret_configured"]) for s in sandbox.subscriptions()] == [
+        (["message.sent"], False, False), (["message.sent", "message.read"], False, False)]
