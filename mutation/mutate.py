@@ -103,10 +103,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "x_dedupe_key", "xǁDeduplicatorǁaccept", "xǁMigrationǁunconfirmed", "xǁMigrationǁconfirm_v3",
         "xǁMigrationǁdeactivate_v2", "xǁMigrationǁdelete_v2", "xǁMigrationǁundo",
     )),
-    # how a desired state is paired with the account, what differs, duplicates, what apply sends.
-    # Left out for time: load_desired/_entry (mostly their error texts) and plan()'s assembly
+    # what a desired-state file may say, how it is paired with the account, what differs, duplicates, what
+    # apply sends. Left out for time: plan()'s assembly of the rows (Plan.pending/changed are properties,
+    # which mutmut does not mutate)
     "plans": ("linq_nb/plans.py", (
-        "x__check_unique", "x__actual_fields", "x__wanted_fields", "x__same", "x__match", "x__duplicate_of",
+        "x_load_desired", "x__entry", "x__check_unique", "x__actual_fields", "x__wanted_fields", "x__same", "x__match", "x__duplicate_of",
         "xǁPlanǁcounts", "xǁPlanǁ_apply_one",
     )),
 }

@@ -190,3 +190,101 @@ def test_apply_creates_v3_saving_its_secret_and_updates_events_state_and_numbers
     gone = plan({"v3": [], "managed": "full"}, client).apply()
     assert [c.action for c in gone.done] == ["delete", "delete"] and v3.list_subscriptions() == []
     assert all(c.id is not None for c in gone.done)
+
+
+# --------------------------------------------------------------------------- what a desired-state file may say
+
+ENTRY = {"url": "https://a.example/h", "events": ["message.sent"]}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"x": 1, "v2": []}, "<dict>: unknown top-level key(s) x; the file has managed, [[v2]] and [[v3]]"),
+    ({"y": 1, "x": 1, "v2": []}, "<dict>: unknown top-level key(s) x, y; the file has managed, [[v2]] and [[v3]]"),
+    ({"managed": "all", "v2": []}, "<dict>: managed must be \"full\" or \"partial\", not 'all'"),
+    ({"v2": {}}, "<dict>: v2 must be an array of tables ([[v2]] ... ) or v2 = []"),
+    ({"v3": "x"}, "<dict>: v3 must be an array of tables ([[v3]] ... ) or v3 = []"),
+    ({}, "<dict>: no [[v2]] or [[v3]] subscriptions (write v2 = [] to manage an empty v2 account)"),
+    ({"managed": "full"}, "<dict>: no [[v2]] or [[v3]] subscriptions (write v2 = [] to manage an empty v2 account)"),
+    ({"v2": [ENTRY, 1]}, "<dict> [[v2]] #2: each entry is a table with url and events"),
+    ({"v2": [{**ENTRY, "secret": "s"}]}, "<dict> [[v2]] #1: secret is written inline; secrets never go in this file. "
+                                         'Use secret_env = "NAME" (an environment variable) or secret_file = "PATH"'),
+    ({"v2": [{**ENTRY, "webhook_secret": "s"}]}, "<dict> [[v2]] #1: webhook_secret is written inline; secrets never "
+     'go in this file. Use secret_env = "NAME" (an environment variable) or secret_file = "PATH"'),
+    ({"v3": [{**ENTRY, "signing_secret": "s"}]}, "<dict> [[v3]] #1: signing_secret is written inline; secrets never "
+     'go in this file. Use secret_file = "PATH" (v3 makes the secret; create saves it there)'),
+    ({"v3": [{**ENTRY, "secret_env": "S"}]},
+     "<dict> [[v3]] #1: v3 makes the signing secret itself and shows it once: name a secret_file to save it in"),
+    ({"v2": [{**ENTRY, "phone_numbers": [], "zz": 1}]},
+     "<dict> [[v2]] #1: unknown key(s) phone_numbers, zz; allowed: active, events, secret_env, secret_file, url"),
+    ({"v3": [{**ENTRY, "zz": 1}]},
+     "<dict> [[v3]] #1: unknown key(s) zz; allowed: active, events, phone_numbers, secret_file, url"),
+    ({"v2": [{**ENTRY, "url": "ftp://a/h"}]}, "<dict> [[v2]] #1: url must be an http(s) URL, got 'ftp://a/h'"),
+    ({"v2": [{**ENTRY, "url": 5}]}, "<dict> [[v2]] #1: url must be an http(s) URL, got 5"),
+    ({"v2": [{**ENTRY, "url": "ftp://" + "x" * 300}]},
+     "<dict> [[v2]] #1: url must be an http(s) URL, got 'ftp://" + "x" * 161),
+    ({"v2": [{**ENTRY, "events": []}]},
+     '<dict> [[v2]] #1: events must be a non-empty list of event names, such as ["message.received"]'),
+    ({"v2": [{**ENTRY, "events": "message.sent"}]},
+     '<dict> [[v2]] #1: events must be a non-empty list of event names, such as ["message.received"]'),
+    ({"v2": [{**ENTRY, "events": ["message.sent", 1]}]},
+     '<dict> [[v2]] #1: events must be a non-empty list of event names, such as ["message.received"]'),
+    ({"v2": [{**ENTRY, "events": ["message.sent", "nope"]}]}, "<dict> [[v2]] #1: nope is not v2 event name(s)"),
+    ({"v2": [{**ENTRY, "events": ["nope", "nada"]}]}, "<dict> [[v2]] #1: nope, nada are not v2 event name(s)"),
+    ({"v2": [{**ENTRY, "events": ["chat.typing_indicator.started"]}]},
+     "<dict> [[v2]] #1: chat.typing_indicator.started is not v2 event name(s) (in v2, typing_indicator.received)"),
+    ({"v3": [{**ENTRY, "events": ["typing_indicator.received"]}]},
+     "<dict> [[v3]] #1: typing_indicator.received is not v3 event name(s) (in v3, chat.typing_indicator.started)"),
+    ({"v2": [{**ENTRY, "active": "yes"}]}, "<dict> [[v2]] #1: active must be true or false, got 'yes'"),
+    ({"v2": [{**ENTRY, "active": 1}]}, "<dict> [[v2]] #1: active must be true or false, got 1"),
+    ({"v2": [{**ENTRY, "secret_env": "A", "secret_file": "f"}]},
+     "<dict> [[v2]] #1: give secret_env or secret_file, not both"),
+    ({"v3": [{**ENTRY, "phone_numbers": "+1"}]},
+     '<dict> [[v3]] #1: phone_numbers must be a list of E.164 numbers, such as ["+14155551234"]'),
+    ({"v3": [{**ENTRY, "phone_numbers": ["+1", 1]}]},
+     '<dict> [[v3]] #1: phone_numbers must be a list of E.164 numbers, such as ["+14155551234"]'),
+])
+def test_each_mistake_in_a_desired_state_is_named_where_it_is(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(DesiredStateError) as info:
+        load_desired(raw)
+    assert str(info.value) == message
+
+
+def test_a_desired_state_as_parsed() -> None:
+    d = load_desired({"v3": [{**ENTRY, "events": ["message.sent", "message.read", "message.sent"],
+                              "phone_numbers": ["+14155551234"], "active": False, "secret_file": "f"},
+                             {"url": "http://b.example/h", "events": ["message.sent"], "phone_numbers": []}],
+                      "managed": "full"})
+    assert d.full and d.source == "<dict>" and list(d.subscriptions) == ["v3"]
+    first, second = d.subscriptions["v3"]
+    assert (first.api, first.url, first.events, first.active, first.secret_env, first.secret_file,
+            first.phone_numbers) == ("v3", ENTRY["url"], ("message.sent", "message.read"), False, None, "f",
+                                     ("+14155551234",))
+    assert (second.active, second.phone_numbers, second.secret_file) == (True, None, None)
+    partial = load_desired({"v2": [{**ENTRY, "secret_env": "E"}], "v3": [], "managed": "partial"})
+    assert not partial.full and partial.subscriptions["v3"] == () and partial.subscriptions["v2"][0].secret_env == "E"
+    assert not load_desired({"v2": []}).full
+
+
+def test_a_desired_state_from_a_file_or_toml_text_is_named_by_where_it_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "subs.toml"
+    path.write_text('[[v2]]\nurl = "https://a.example/h"\nevents = ["nope"]\n')
+    for source in (path, str(path)):
+        with pytest.raises(DesiredStateError) as info:
+            load_desired(source)
+        assert str(info.value) == f"{path} [[v2]] #1: nope is not v2 event name(s)"
+    path.write_text('v2 = []\nmanaged = "full"\n')
+    assert load_desired(path).source == str(path) and load_desired(path).full
+    with pytest.raises(DesiredStateError) as info:
+        load_desired('[[v2]]\nurl = "https://a.example/h"\nevents = ["nope"]\n')
+    assert str(info.value) == "<toml> [[v2]] #1: nope is not v2 event name(s)"
+    assert load_desired("v2 = []\n").source == "<toml>"
+    with pytest.raises(DesiredStateError) as info:
+        load_desired('[[v2]]\nurl = 1\n=')
+    assert str(info.value) == "<toml> is not valid TOML: Invalid statement (at line 3, column 1)"
+    with pytest.raises(DesiredStateError) as info:
+        load_desired(str(tmp_path / "missing.toml"))
+    assert str(info.value) == (f"cannot read the desired-state file {str(tmp_path / 'missing.toml')!r}: "
+                               "No such file or directory")
+    with pytest.raises(DesiredStateError) as info:  # one line starting with "[" is TOML text, not a file name
+        load_desired('[[v3]]')
+    assert str(info.value) == "<toml> [[v3]] #1: url must be an http(s) URL, got None"
