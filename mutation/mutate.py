@@ -107,7 +107,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # apply sends. Left out for time: plan()'s assembly of the rows (Plan.pending/changed are properties,
     # which mutmut does not mutate)
     "plans": ("linq_nb/plans.py", (
-        "x_load_desired", "x__entry", "x__check_unique", "x__actual_fields", "x__wanted_fields", "x__same", "x__match", "x__duplicate_of",
+        "x_load_desired", "x__entry", "x__check_unique", "x__actual_fields", "x__wanted_fields", "x__same",
+        "x__match", "x__duplicate_of",
         "xǁPlanǁcounts", "xǁPlanǁ_apply_one",
     )),
 }
