@@ -128,6 +128,12 @@ def test_the_steps_go_in_order(client: LinqClient, tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match="side_by_side comes after create_v3"):
         m.side_by_side()
     m.state["steps"]["create_v3"]["done_at"] = "2026-01-01T00:00:00+00:00"
+    with pytest.raises(MigrationError) as info:
+        m.confirm_v3([])
+    assert info.value.message == "confirm_v3 comes after side_by_side, which is not done yet"
+    with pytest.raises(MigrationError) as info:
+        m.delete_v2(soak=0)
+    assert info.value.message == "delete_v2 comes after deactivate_v2, which is not done yet"
     m.side_by_side()
     with pytest.raises(MigrationError) as info:
         m.deactivate_v2()
@@ -251,6 +257,11 @@ def test_deleting_v2_waits_for_the_soak_and_takes_a_404_as_done(client: LinqClie
     assert re.fullmatch(r"the soak is not over: \d{10} s left of 1e\+10 s", info.value.message)
     with pytest.raises(MigrationError):
         m.delete_v2(soak=102)  # 100 s have passed, not 102
+    now = datetime.now(timezone.utc)
+    m.state["steps"]["deactivate_v2"]["done_at"] = now.isoformat(timespec="seconds")
+    already = (now - now.replace(microsecond=0)).total_seconds()
+    with pytest.raises(MigrationError, match="the soak is not over"):  # under a second left is still not over
+        m.delete_v2(soak=already + 0.5)
     assert "delete_v2" not in m.state["steps"]
     client.delete_subscription(a)  # gone already: a 404 counts as deleted
     sandbox.fail_next(1, status=None)  # a's delete passes through (a real 404)

@@ -288,3 +288,6 @@ def test_a_desired_state_from_a_file_or_toml_text_is_named_by_where_it_came_from
     with pytest.raises(DesiredStateError) as info:  # one line starting with "[" is TOML text, not a file name
         load_desired('[[v3]]')
     assert str(info.value) == "<toml> [[v3]] #1: url must be an http(s) URL, got None"
+    with pytest.raises(DesiredStateError) as info:  # also after leading blanks
+        load_desired('  [[v3]]')
+    assert str(info.value) == "<toml> [[v3]] #1: url must be an http(s) URL, got None"

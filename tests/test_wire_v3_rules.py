@@ -203,9 +203,10 @@ def test_only_the_create_answer_shows_the_signing_secret(sandbox: Sandbox) -> No
 
 def test_the_subscription_object_and_the_create_answer() -> None:
     record = {"id": "b2c3d4e5-f6a7-8901-bcde-f23456789012", "url": "https://example.com/h", "events": ("a", "b"),
-              "active": 0, "phone_numbers": [], "routing_key_header": "X-K", "created_at": "c", "updated_at": "u"}
+              "active": 0, "phone_numbers": [], "routing_key_header": "X-K", "routing_id_header": "X-I",
+              "created_at": "c", "updated_at": "u"}
     obj = {"id": record["id"], "target_url": "https://example.com/h", "subscribed_events": ["a", "b"],
-           "is_active": False, "phone_numbers": None, "routing_key_header": "X-K", "routing_id_header": None,
+           "is_active": False, "phone_numbers": None, "routing_key_header": "X-K", "routing_id_header": "X-I",
            "created_at": "c", "updated_at": "u"}
     assert v3.subscription_object(record) == obj
     assert v3.subscription_object({**record, "phone_numbers": ("+1",), "active": 1}) == {
