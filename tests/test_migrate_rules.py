@@ -128,17 +128,22 @@ def test_the_steps_go_in_order(client: LinqClient, tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match="side_by_side comes after create_v3"):
         m.side_by_side()
     m.state["steps"]["create_v3"]["done_at"] = "2026-01-01T00:00:00+00:00"
+    m.side_by_side()
+    with pytest.raises(MigrationError) as info:
+        m.deactivate_v2()
+    assert info.value.message == "deactivate_v2 comes after confirm_v3, which is not done yet"
+    assert m.done("side_by_side") and not m.done("confirm_v3")
+
+
+def test_confirming_and_deleting_each_name_the_step_they_wait_for(client: LinqClient, tmp_path: Path) -> None:
+    m = _migration(client, tmp_path, [_sub(1, "https://a.example/h", ["message.sent"])])
     with pytest.raises(MigrationError) as info:
         m.confirm_v3([])
     assert info.value.message == "confirm_v3 comes after side_by_side, which is not done yet"
     with pytest.raises(MigrationError) as info:
         m.delete_v2(soak=0)
     assert info.value.message == "delete_v2 comes after deactivate_v2, which is not done yet"
-    m.side_by_side()
-    with pytest.raises(MigrationError) as info:
-        m.deactivate_v2()
-    assert info.value.message == "deactivate_v2 comes after confirm_v3, which is not done yet"
-    assert m.done("side_by_side") and not m.done("confirm_v3")
+    assert info.value.hint == "Run migration.deactivate_v2(...) first."
 
 
 # --------------------------------------------------------------------------- the same event from both versions
