@@ -185,15 +185,15 @@ def _entry(name: str, api: str, i: int, e: object) -> DesiredSubscription:
 
 
 def _check_unique(name: str, api: str, subs: tuple[DesiredSubscription, ...]) -> None:
-    seen: dict[str, DesiredSubscription] = {}
+    seen: dict[str, list[DesiredSubscription]] = {}
     for s in subs:
-        other = seen.get(s.key)
-        if other is not None and (api == "v3" or set(other.events) & set(s.events)):
-            why = ("v3 allows each URL once per account: merge their events" if api == "v3"
-                   else f"both list {', '.join(sorted(set(other.events) & set(s.events)))}: Linq would deliver "
-                        "those twice")
-            raise _fail(f"{name} [[{api}]]", f"{s.url} is listed twice; {why}")
-        seen.setdefault(s.key, s)
+        for other in seen.get(s.key, []):  # every earlier entry of the URL, not only the first
+            if api == "v3" or set(other.events) & set(s.events):
+                why = ("v3 allows each URL once per account: merge their events" if api == "v3"
+                       else f"both list {', '.join(sorted(set(other.events) & set(s.events)))}: Linq would "
+                            "deliver those twice")
+                raise _fail(f"{name} [[{api}]]", f"{s.url} is listed twice; {why}")
+        seen.setdefault(s.key, []).append(s)
 
 
 # --------------------------------------------------------------------------- the plan

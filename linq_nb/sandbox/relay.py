@@ -397,7 +397,7 @@ class Relay:
             elif isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > MAX_ANSWER_BYTES:
-                    raise h11.ProtocolError("body too large")
+                    raise h11.RemoteProtocolError("body too large", error_status_hint=413)
                 chunks.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 return request, b"".join(chunks)
