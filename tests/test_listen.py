@@ -155,7 +155,8 @@ def test_receiver_listen_gets_signed_deliveries_the_sandbox_cannot_make(shared: 
             sent = [shared.emit("message.received", token=SENTINEL_TOKEN)["event_id"] for _ in range(3)]
             assert receiver.wait_for_events(3)
             assert shared.wait_for_deliveries(10)
-            assert [e["event_id"] for e in receiver.events] == sent  # in order, once each
+            # once each; in any order, as direct deliveries (parallel delivery workers promise no order)
+            assert sorted(e["event_id"] for e in receiver.events) == sorted(sent)
             assert receiver.frame()["verified"].all()  # verified on the forwarded bytes
             log = shared.deliveries(SENTINEL_TOKEN)
             assert all(a["ok"] for a in log if a["subscription_id"] == sub.id)
