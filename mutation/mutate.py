@@ -185,13 +185,14 @@ def changed_modules() -> list[str]:
     return [m for m in MODULES if recorded.get(m, {}).get("sha256") != file_hash(m)]
 
 
-def save_baseline(rows: list[Row], seconds: float, kind: str) -> None:
-    """Record these modules' results (the other modules' entries stay as they are)."""
+def save_baseline(rows: list[Row], seconds: float, kind: str | None) -> None:
+    """Record these modules' results (the other modules' entries stay as they are); a run of all, as ``kind``."""
     record = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     record.update({row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
                                 "equivalent": row.equivalent, "survived": len(row.survivors),
                                 "score": round(row.score, 1)} for row in rows})
-    record["_last_run"] = {"kind": kind, "seconds": round(seconds)}
+    if kind is not None:
+        record["_last_run"] = {"kind": kind, "seconds": round(seconds)}
     BASELINE.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         ok, why = recordable(rows)
         if ok:
-            save_baseline(ok, elapsed, f"recorded: {', '.join(r.module for r in ok)}")
+            save_baseline(ok, elapsed, None)
             print(f"recorded {', '.join(r.module for r in ok)} in {BASELINE.relative_to(ROOT)}")
         for line in why:
             print(f"not recorded: {line}")

@@ -7,6 +7,7 @@ so they are pinned word for word here (signing.py's text is stable and no one el
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -14,7 +15,16 @@ import pytest
 
 from linq_nb import signing
 from linq_nb.errors import SignatureVerificationError
-from linq_nb.signing import canonical_json, sign, sign_legacy, sign_standard, verify, verify_legacy, verify_standard
+from linq_nb.signing import (
+    canonical_json,
+    sign,
+    sign_legacy,
+    sign_standard,
+    verify,
+    verify_delivery,
+    verify_legacy,
+    verify_standard,
+)
 from tests import test_signing_v3 as v3
 
 BODY = b'{"a":1}'
@@ -216,3 +226,28 @@ def test_a_body_that_is_not_utf8_is_no_standard_webhooks_delivery() -> None:
         "too) read the body as text",
         "Verify the raw request body exactly as received (Flask request.get_data(), Django request.body, "
         "FastAPI await request.body()), and parse it only afterwards.")
+
+
+@pytest.mark.parametrize("scheme", ["standard", "legacy"])
+def test_verify_delivery_holds_each_v3_scheme_to_the_tolerance_given(scheme: str) -> None:
+    headers = v3.delivery(timestamp=int(time.time()) - 60)
+    assert verify_delivery(v3.BODY, headers, v3.SECRET, scheme=scheme) == scheme  # within the default 5 min
+    with pytest.raises(SignatureVerificationError) as info:
+        verify_delivery(v3.BODY, headers, v3.SECRET, scheme=scheme, tolerance=30)
+    assert info.value.message.startswith("timestamp too old: ")
+
+
+@pytest.mark.parametrize(("secret", "problem"), [
+    ("whsec_", "the secret is 'whsec_' and nothing else"),
+    ("whsec_whsec_AAAA", "the secret starts with 'whsec_whsec_': the prefix was added twice"),
+    # one character outside the alphabet is not base64, even where dropping it would leave a valid key
+    ("whsec_AAAA!", "the secret is not base64 after its 'whsec_' prefix, so it is not a Standard Webhooks key; "
+                    "a v2 secret you chose yourself is not a v3 signing_secret"),
+    ("AAAA!", "the secret is not base64 (it has no 'whsec_' prefix), so it is not a Standard Webhooks key; "
+              "a v2 secret you chose yourself is not a v3 signing_secret"),
+])
+def test_a_standard_key_of_the_wrong_form_is_refused_saying_what_is_wrong(secret: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        signing.standard_key(secret)
+    assert str(info.value) == "wrong key form: " + problem
+    assert signing.standard_key("whsec_AAAA") == b"\0\0\0"
