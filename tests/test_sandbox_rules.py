@@ -17,7 +17,6 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from linq_nb._server import ServerThread
-
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from linq_nb.sandbox.store import Store
