@@ -297,3 +297,21 @@ def test_a_sandbox_route_is_sent_under_the_prefix_exactly_as_named(sandbox: Sand
         with pytest.raises(NotFoundError) as info:
             c.sandbox_route("GET", "XX/deliveries")
     assert info.value.path == "/_sandbox/XX/deliveries"
+
+
+def test_the_token_goes_only_to_the_apis_own_scheme_host_and_port() -> None:
+    import requests
+
+    from linq_nb.client import _TokenAuth
+
+    def sent(base_url: str, url: str) -> bool:
+        prepared = _TokenAuth(SENTINEL_TOKEN, base_url)(requests.Request("GET", url).prepare())
+        return prepared.headers.get("X-LINQ-INTEGRATION-TOKEN") == SENTINEL_TOKEN
+
+    assert sent("http://127.0.0.1:8000", "http://127.0.0.1:8000/api/partner/v2/webhook_subscriptions")
+    assert not sent("http://127.0.0.1:8000", "http://127.0.0.1:9000/api/partner/v2/webhook_subscriptions")
+    assert not sent("http://127.0.0.1:8000", "https://127.0.0.1:8000/x")
+    assert not sent("https://api.linqapp.com", "https://api.linqapp.com.evil.example/x")
+    assert sent("https://api.linqapp.com", "https://API.linqapp.com:443/x")  # the default port, spelt out
+    assert sent("http://api.linqapp.com:80", "http://api.linqapp.com/x")
+    assert not sent("https://api.linqapp.com", "https://api.linqapp.com:8443/x")
