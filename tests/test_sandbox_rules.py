@@ -415,3 +415,45 @@ def test_who_is_asking_is_named_in_each_401() -> None:
         assert _refusal(patch) == (405, "PATCH is not allowed on '/api/partner/v2/webhook_subscriptions'; use GET, "
                                         "POST")
         assert patch.headers["Allow"] == "GET, POST"
+
+
+def test_the_store_reads_and_deletes_v2_by_default_and_deleting_nothing_is_false() -> None:
+    store = Store()
+    body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
+    sub = store.create("p", body)
+    assert store.get("p", sub["id"]) == sub
+    assert store.delete("p", 999) is False  # a partner's unknown id
+    assert store.delete("nobody", sub["id"]) is False  # a partner with no subscriptions at all
+    assert store.delete("p", sub["id"]) is True
+    assert store.get("p", sub["id"]) is None and store.delete("p", sub["id"]) is False
+    store.close()
+
+
+def test_a_rate_limit_says_how_long_to_wait_even_under_a_second() -> None:
+    from linq_nb.sandbox.app import RateLimiter
+
+    limiter = RateLimiter(1, 1.0)
+    assert limiter.check("p", 100.0) is None
+    assert limiter.check("p", 100.5) == pytest.approx(0.5)
+    assert limiter.check("p", 101.0) is None
+
+
+def test_a_limit_is_tighter_only_when_it_allows_no_more_burst_and_no_more_rate() -> None:
+    from linq_nb.sandbox.app import RateLimiter
+
+    assert RateLimiter(3, 60).tighter_than(RateLimiter(3, 60))  # the same limit is allowed
+    assert RateLimiter(2, 60).tighter_than(RateLimiter(3, 60))
+    assert not RateLimiter(2, 10).tighter_than(RateLimiter(3, 60))  # a smaller burst, but refilled faster
+    assert not RateLimiter(4, 80).tighter_than(RateLimiter(3, 60))  # the same rate, a bigger burst
+
+
+def test_a_page_of_exactly_the_attempts_left_has_no_next_cursor(receiver: Receiver) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.01, 0.01], deliver_to=["127.0.0.1"]) as sb:
+        subscribe(sb, receiver.url, ["message.sent"])
+        receiver.fail_next(2)
+        sb.emit("message.sent")
+        assert sb.wait_for_deliveries(timeout=10)
+        page = api(sb, "GET", "/_sandbox/deliveries?limit=3").json()
+        assert [d["attempt"] for d in page["deliveries"]] == [1, 2, 3] and page["next_cursor"] is None
+        first = api(sb, "GET", "/_sandbox/deliveries?limit=2").json()
+        assert [d["attempt"] for d in first["deliveries"]] == [1, 2] and first["next_cursor"]
