@@ -318,6 +318,9 @@ def _refusal(resp: requests.Response) -> tuple[int, str]:
     return resp.status_code, body["message"] if "message" in body else body["errors"][0]["detail"]
 
 
+LIMIT_FORM = 'rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}'
+
+
 def test_each_refused_control_request_says_what_is_wrong_word_for_word() -> None:
     # The partner's own knobs (faults, delays, its own rate limit) are checked against the operator's caps,
     # and every refusal is a 4xx that names the rule; nothing is queued by a refused request.
@@ -330,10 +333,9 @@ def test_each_refused_control_request_says_what_is_wrong_word_for_word() -> None
             ({"fail_next": 1, "status": 399}, "status must be an integer from 400 to 599, or null to only delay"),
             ({"delay": 31}, "delay must be a number of seconds from 0 to 30"),
             ({"delay": -1}, "delay must be a number of seconds from 0 to 30"),
-            ({"rate_limit": {"limit": 0}}, 'rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}'),
-            ({"rate_limit": 5}, 'rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}'),
-            ({"rate_limit": {"limit": 1, "every": 2}},
-             'rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}'),
+            ({"rate_limit": {"limit": 0}}, LIMIT_FORM),
+            ({"rate_limit": 5}, LIMIT_FORM),
+            ({"rate_limit": {"limit": 1, "every": 2}}, LIMIT_FORM),
         ):
             resp = api(sb, "POST", faults, json=body)
             assert _refusal(resp) == (422, "Validation failed: " + problem), body
@@ -405,8 +407,8 @@ def test_who_is_asking_is_named_in_each_401() -> None:
             401, "missing X-LINQ-INTEGRATION-TOKEN header; Authorization is v3's header, this is a v2 route")
         control = requests.get(sb.url + "/_sandbox/deliveries", timeout=10)
         assert _refusal(control) == (401, "missing X-LINQ-INTEGRATION-TOKEN or Authorization: Bearer <token> header")
-        v3_control = requests.get(sb.url + "/_sandbox/deliveries", headers={"Authorization": "Bearer " + SENTINEL_TOKEN},
-                                  timeout=10)
+        v3_control = requests.get(sb.url + "/_sandbox/deliveries",
+                                  headers={"Authorization": "Bearer " + SENTINEL_TOKEN}, timeout=10)
         assert v3_control.status_code == 200  # a control route takes either version's header
         nowhere = api(sb, "GET", "/nope")
         assert _refusal(nowhere) == (404, "no such endpoint: '/nope'; the API lives under "
