@@ -5,10 +5,13 @@
     python mutation/mutate.py --changed        run only the modules changed since the last full run (CI)
     python mutation/mutate.py --report         print the report of the last run, run nothing
     python mutation/mutate.py --survivors      re-test only the last run's survivors (after adding tests)
-    python mutation/mutate.py --record wire_v3 record those modules' results in baseline.json (with --report too)
+    python mutation/mutate.py signing --record record signing's last results in baseline.json (see below)
 
 A full run records each module's score and the hash of its file in ``mutation/baseline.json`` (commit
-it); ``--changed`` runs the modules whose file no longer has that hash. ``--budget SECONDS`` stops
+it); ``--changed`` runs the modules whose file no longer has that hash. A run of some modules records
+nothing by itself; ``--record`` then records those of them whose last results are complete (every
+mutant run) and were made from the file as it is now. The record is per module: recording some
+modules keeps the others' entries. ``--budget SECONDS`` stops
 starting modules (and cuts the one running) when the time is up; the report then says what was not run.
 
 mutmut copies the package into ``mutants/`` with every mutant built in, runs the suite once to learn
@@ -44,26 +47,42 @@ TARGET = 90.0
 #: The rules only: message building, logging, routing and DataFrame assembly around them are left out,
 #: so that a full run fits in CI on a shared 2-core machine.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "signing": ("linq_nb/signing.py", ("x_*",)),
+    # what each scheme accepts (v2, v3 legacy, Standard Webhooks), which scheme a delivery speaks, the
+    # timestamp window and the key forms; the explanations of a refusal (_explain_*) only word the error
+    "signing": ("linq_nb/signing.py", (
+        "x_canonical_json", "x__hmac", "x__raw", "x__secret_list", "x__header", "x__timestamp_problem", "x__digest",
+        "x_sign", "x_verify", "x__reserialised_hint", "x__legacy_digest", "x_sign_legacy", "x_verify_legacy",
+        "x__b64", "x__key_problem", "x_standard_key", "x_sign_standard", "x__standard_signatures",
+        "x_verify_standard", "x__webhook_accepts", "x_detect_scheme", "x_verify_delivery",
+    )),
     "validation": ("linq_nb/validation.py", ("x_*",)),
     # retries (the Retry-After cap), lost-create recovery (what is ambiguous, what matches), the duplicate
-    # guard, the token's destination and its redaction from error text, delete's 404-on-retry
+    # guard, the token's destination and its redaction from error text, delete's 404-on-retry, and no
+    # sandbox route in live mode (the shared rules live in _ApiClient since v3)
     "client": ("linq_nb/client.py", (
-        "xǁ_TokenAuthǁ__call__", "xǁ_Retryǁ*", "x__normalize_webhook_url", "xǁLinqClientǁ_secrets_in",
-        "xǁLinqClientǁ_redact", "xǁLinqClientǁdelete_subscription", "xǁLinqClientǁ_duplicates_in",
-        "xǁLinqClientǁ_ambiguous", "xǁLinqClientǁ_recover_create",
+        "xǁ_TokenAuthǁ__call__", "xǁ_Retryǁ*", "x__normalize_webhook_url", "xǁ_ApiClientǁ_secrets_in",
+        "xǁ_ApiClientǁ_redact", "xǁLinqClientǁdelete_subscription", "xǁLinqClientǁ_duplicates_in",
+        "xǁ_ApiClientǁ_ambiguous", "xǁLinqClientǁ_recover_create",
+        "x__origin", "xǁ_ApiClientǁ_post_once", "xǁ_ApiClientǁ_find_created", "xǁ_ApiClientǁsandbox_route",
     )),
-    # which answers are final and which are retried, and what each attempt records
-    "delivery": ("linq_nb/sandbox/delivery.py", ("x__retryable", "xǁDelivererǁ_attempt")),
-    # partners kept apart: every read keyed by the partner; jobs go with their subscription
+    # which answers are final and which are retried, and what each attempt records; what is sent where
+    # (relay, refused destinations, the deadline)
+    "delivery": ("linq_nb/sandbox/delivery.py", ("x__retryable", "xǁDelivererǁ_attempt", "xǁDelivererǁsend")),
+    # partners kept apart: every read keyed by the partner; jobs go with their subscription; the per-partner
+    # cap and unique URLs, the attempt log's retention and pages
     "store": ("linq_nb/sandbox/store.py", (
         "x_partner_key", "xǁStoreǁsubscriptions", "xǁStoreǁget", "xǁStoreǁdelete", "xǁStoreǁenqueue",
         "xǁStoreǁtarget",
+        "xǁStoreǁcount", "xǁStoreǁ_holder", "xǁStoreǁcreate", "xǁStoreǁrecord_attempt", "xǁStoreǁattempts_page",
+        "xǁStoreǁdue_jobs",
     )),
-    # faults and rate limits apply to the partner they were set for; routes act for the caller's partner
+    # faults and rate limits apply to the partner they were set for; routes act for the caller's partner;
+    # the caps (body, event size, faults, delays) and a partner's limit only ever stricter than the operator's
     "app": ("linq_nb/sandbox/app.py", (
         "xǁSandboxAppǁ__init__", "xǁSandboxAppǁ_take_fault", "xǁSandboxAppǁ_rate_limited", "xǁRateLimiterǁcheck",
         "xǁSandboxAppǁ_route_collection", "xǁSandboxAppǁ_route_member", "xǁSandboxAppǁ_route_deliveries",
+        "xǁRateLimiterǁtighter_than", "xǁSandboxAppǁset_rate_limit", "xǁSandboxAppǁ_sleep", "xǁSandboxAppǁ_token",
+        "xǁSandboxAppǁdispatch", "xǁSandboxAppǁ_body", "xǁSandboxAppǁ_emit_form", "xǁSandboxAppǁ_route_faults",
     )),
     # what the receiver accepts: path, method, size, signature (with rotation), JSON
     "receiver": ("linq_nb/receiver.py", (
@@ -147,6 +166,8 @@ def run(modules: list[str], max_children: int, budget: float | None = None,
     print(f"::: mutmut: {', '.join(modules)} ({len(patterns)} pattern(s))", flush=True)
     log = ROOT / "mutants" / "run.log"
     log.parent.mkdir(exist_ok=True)
+    if names is None:  # the files these results are of (a --survivors run re-tests the same mutants)
+        RUN_HASHES.write_text(json.dumps({m: file_hash(m) for m in modules}))
     with log.open("w") as out:
         proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(max_children), *patterns],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -190,6 +211,7 @@ def survivors(modules: list[str]) -> list[str]:
 
 
 BASELINE = ROOT / "mutation" / "baseline.json"
+RUN_HASHES = ROOT / "mutants" / "hashes.json"  # module -> hash of the file the mutants in mutants/ were made from
 
 
 def file_hash(module: str) -> str:
@@ -202,15 +224,31 @@ def changed_modules() -> list[str]:
     return [m for m in MODULES if recorded.get(m, {}).get("sha256") != file_hash(m)]
 
 
-def save_baseline(rows: list[Row], seconds: float, kind: str, *, merge: bool = False) -> None:
-    """Record these rows; ``merge``: only theirs, the other modules keep what the file has."""
-    record = json.loads(BASELINE.read_text()) if merge and BASELINE.exists() else {}
-    record |= {row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
-                           "equivalent": row.equivalent, "survived": len(row.survivors),
-                           "score": round(row.score, 1)} for row in rows}
-    if not merge:
+def save_baseline(rows: list[Row], seconds: float, kind: str | None) -> None:
+    """Record these modules' results (the other modules' entries stay as they are); a run of all, as ``kind``."""
+    record = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    record.update({row.module: {"sha256": file_hash(row.module), "mutants": row.total, "killed": row.killed,
+                                "equivalent": row.equivalent, "survived": len(row.survivors),
+                                "score": round(row.score, 1)} for row in rows})
+    if kind is not None:
         record["_last_run"] = {"kind": kind, "seconds": round(seconds)}
     BASELINE.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def recordable(rows: list[Row]) -> tuple[list[Row], list[str]]:
+    """The rows whose results are complete and of today's file, and why each other one is not."""
+    made_from = json.loads(RUN_HASHES.read_text()) if RUN_HASHES.exists() else {}
+    ok, why = [], []
+    for row in rows:
+        if not row.total:
+            why.append(f"{row.module}: no results in mutants/ (run it first)")
+        elif row.not_run:
+            why.append(f"{row.module}: {row.not_run} mutant(s) not run")
+        elif made_from.get(row.module) != file_hash(row.module):
+            why.append(f"{row.module}: {MODULES[row.module][0]} changed since its mutants were made (run it again)")
+        else:
+            ok.append(row)
+    return ok, why
 
 
 # --------------------------------------------------------------------------- the report
@@ -319,9 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-test only the last run's survivors (after adding tests; keeps mutants/)")
     parser.add_argument("--keep", action="store_true",
                         help="reuse mutants/ from the last run (faster; only while linq_nb/ is unchanged)")
-    parser.add_argument("--record", action="store_true",
-                        help="record the named modules' results in mutation/baseline.json (the others keep theirs)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--record", action="store_true",
+                        help="record these modules' last results in mutation/baseline.json (complete ones, "
+                             "of the files as they are now)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -340,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutation: re-testing the {len(names)} mutant(s) that survived last time")
         if names:
             elapsed, finished = run(modules, args.max_children, args.budget, names)
-    elif not args.report:
+    elif not (args.report or args.record):
         if not args.keep:  # mutmut copies the sources once; start from today's code
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         elapsed, finished = run(modules, args.max_children, args.budget)
@@ -350,12 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     if not finished:
         print("\nthe run was cut short: the mutants marked 'not run' were not tested (the full report: make mutate)")
     # Every module measured in full (by this run, or a full one and then --survivors): record it for --changed.
-    if not (args.report or args.changed or args.modules) and finished and not any(r.not_run for r in rows):
+    if not (args.report or args.changed or args.modules or args.record) and finished \
+            and not any(r.not_run for r in rows):
         save_baseline(rows, elapsed, "survivors re-tested" if args.survivors else "full run")
         print(f"recorded in {BASELINE.relative_to(ROOT)}")
-    elif args.record and args.modules and finished and not any(r.not_run for r in rows):
-        save_baseline(rows, elapsed, "modules", merge=True)
-        print(f"recorded {', '.join(r.module for r in rows)} in {BASELINE.relative_to(ROOT)}")
+    if args.record:
+        ok, why = recordable(rows)
+        if ok:
+            save_baseline(ok, elapsed, None)
+            print(f"recorded {', '.join(r.module for r in ok)} in {BASELINE.relative_to(ROOT)}")
+        for line in why:
+            print(f"not recorded: {line}")
     low = [r.module for r in rows if r.score < TARGET or r.not_run]
     if low:
         print(f"\nunder {TARGET:g} % or not fully run: {', '.join(low)}")

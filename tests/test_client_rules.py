@@ -260,3 +260,58 @@ def test_an_empty_or_non_text_secret_in_a_raw_request_masks_nothing(echo_url: st
                 c.request("POST", API_PATH, json={"webhook_subscription": {"secret": secret}})
             assert "<webhook-secret>" not in info.value.message
             assert f'"secret": {json.dumps(secret)}' in " ".join(info.value.errors + [info.value.message])
+
+
+def test_a_lost_create_logs_what_it_lost_and_what_it_found(api: ScriptedApi, caplog: pytest.LogCaptureFixture) -> None:
+    api.on_create = lambda body: (503, {}, [api.store(body)])
+    caplog.set_level(logging.INFO, logger="linq_nb.client")
+    with scripted_client(api) as c:
+        assert c.create_subscription(HOOK, ["message.sent"]).id == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        "create_subscription: the answer was lost (ServerError); looking for what it created",
+        "create_subscription: the lost request created subscription 1",
+    ]
+
+
+def test_a_create_answered_2xx_without_a_subscription_and_not_found_names_the_request(api: ScriptedApi) -> None:
+    api.on_create = lambda body: (201, {"oops": "not the documented shape"}, [])
+    with scripted_client(api) as c, pytest.raises(ServerError) as info:
+        c.create_subscription(HOOK, ["message.sent"])
+    assert (info.value.method, info.value.path, info.value.status) == ("POST", API_PATH, None)
+    assert api.calls == ["GET", "POST", "GET", "GET"]  # looked for twice, never resent
+
+
+def test_sandbox_routes_are_refused_in_live_mode_before_anything_is_sent() -> None:
+    with LinqClient(token=SENTINEL_TOKEN, base_url="https://api.linqapp.com") as live:
+        assert live.mode == "live"
+        with pytest.raises(ConfigurationError) as info:
+            live.sandbox_route("get", "deliveries")
+    assert info.value.message == ("GET deliveries: sandbox routes exist only in a sandbox, and this client talks to "
+                                  "the live API at https://api.linqapp.com")
+    assert info.value.hint == "Skip this step when live, or use linq_nb.connect() without a token to get a sandbox."
+
+
+def test_a_sandbox_route_is_sent_under_the_prefix_exactly_as_named(sandbox: Sandbox) -> None:
+    with LinqClient(token=SENTINEL_TOKEN, base_url=sandbox.url, max_retries=0) as c:
+        assert c.sandbox_route("GET", "deliveries") == c.sandbox_route("GET", "/_sandbox/deliveries")
+        with pytest.raises(NotFoundError) as info:
+            c.sandbox_route("GET", "XX/deliveries")
+    assert info.value.path == "/_sandbox/XX/deliveries"
+
+
+def test_the_token_goes_only_to_the_apis_own_scheme_host_and_port() -> None:
+    import requests
+
+    from linq_nb.client import _TokenAuth
+
+    def sent(base_url: str, url: str) -> bool:
+        prepared = _TokenAuth(SENTINEL_TOKEN, base_url)(requests.Request("GET", url).prepare())
+        return prepared.headers.get("X-LINQ-INTEGRATION-TOKEN") == SENTINEL_TOKEN
+
+    assert sent("http://127.0.0.1:8000", "http://127.0.0.1:8000/api/partner/v2/webhook_subscriptions")
+    assert not sent("http://127.0.0.1:8000", "http://127.0.0.1:9000/api/partner/v2/webhook_subscriptions")
+    assert not sent("http://127.0.0.1:8000", "https://127.0.0.1:8000/x")
+    assert not sent("https://api.linqapp.com", "https://api.linqapp.com.evil.example/x")
+    assert sent("https://api.linqapp.com", "https://API.linqapp.com:443/x")  # the default port, spelt out
+    assert sent("http://api.linqapp.com:80", "http://api.linqapp.com/x")
+    assert not sent("https://api.linqapp.com", "https://api.linqapp.com:8443/x")

@@ -17,7 +17,6 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from linq_nb._server import ServerThread
-
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from linq_nb.sandbox.store import Store
@@ -312,3 +311,151 @@ def test_a_partner_is_kept_under_the_first_24_hex_digits_of_its_tokens_sha256(tm
 
     assert partner_key("tok_partner_a") == "0df3574f03fb05cc46729f2a"
     assert partner_key("tök") != partner_key("tok")
+
+
+def _refusal(resp: requests.Response) -> tuple[int, str]:
+    body = resp.json()
+    return resp.status_code, body["message"] if "message" in body else body["errors"][0]["detail"]
+
+
+LIMIT_FORM = 'rate_limit must be null or {"limit": <int >= 1>, "per_seconds": <number > 0>}'
+
+
+def test_each_refused_control_request_says_what_is_wrong_word_for_word() -> None:
+    # The partner's own knobs (faults, delays, its own rate limit) are checked against the operator's caps,
+    # and every refusal is a 4xx that names the rule; nothing is queued by a refused request.
+    faults = "/_sandbox/faults"
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_body_bytes=64) as sb:
+        for body, problem in (
+            ({"fail_next": -1}, "fail_next must be an integer from 0 to 1000"),
+            ({"fail_next": 1001}, "fail_next must be an integer from 0 to 1000"),
+            ({"fail_next": 1, "status": 600}, "status must be an integer from 400 to 599, or null to only delay"),
+            ({"fail_next": 1, "status": 399}, "status must be an integer from 400 to 599, or null to only delay"),
+            ({"delay": 31}, "delay must be a number of seconds from 0 to 30"),
+            ({"delay": -1}, "delay must be a number of seconds from 0 to 30"),
+            ({"rate_limit": {"limit": 0}}, LIMIT_FORM),
+            ({"rate_limit": 5}, LIMIT_FORM),
+            ({"rate_limit": {"limit": 1, "every": 2}}, LIMIT_FORM),
+        ):
+            resp = api(sb, "POST", faults, json=body)
+            assert _refusal(resp) == (422, "Validation failed: " + problem), body
+            assert resp.json()["errors"] == [problem]
+        assert _refusal(api(sb, "POST", faults, json=[1])) == (
+            400, 'request body must be a JSON object such as {"fail_next": 2, "status": 503}')
+        for raw, expected in (
+            (b"x" * 65, (413, "request body of 65 bytes is over the 64-byte limit")),
+            (b"  ", (400, "request body is empty; send a JSON object")),
+            (b"\xff", (400, "request body is not UTF-8 text (byte 0); send JSON in UTF-8")),
+            (b"{", (400, "request body is not valid JSON ('Expecting property name enclosed in double quotes: "
+                         "line 1 column 2 (char 1)')")),
+            (b'{"a": "\\ud800"}', (400, "request body has a lone UTF-16 surrogate escape (such as \\ud800) in a "
+                                        "string; send valid Unicode text")),
+        ):
+            assert _refusal(api(sb, "POST", faults, data=raw)) == expected, raw
+        assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [200, 200]  # no fault was queued
+        assert api(sb, "POST", faults, data=b"[" * 60).status_code == 400  # within the limit: the JSON is wrong
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        assert _refusal(api(sb, "POST", faults, data=b"[" * 100_000)) == (
+            400, "request body is JSON nested too deeply; send a flat object")
+        assert api(sb, "POST", faults, json={"fail_next": 1000, "status": 400, "delay": 30}).status_code == 200
+        assert api(sb, "POST", faults, json={"fail_next": 1, "status": 599, "delay": 0}).status_code == 200
+
+
+def test_a_partners_own_rate_limit_may_only_be_stricter_than_the_operators() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], rate_limit=(3, 60)) as sb:
+        looser = api(sb, "POST", "/_sandbox/faults", json={"rate_limit": {"limit": 4, "per_seconds": 60}})
+        assert _refusal(looser) == (422, "Validation failed: rate_limit may only be stricter than the sandbox's own "
+                                         "limit of 3 per 60 s")
+        assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [200, 200]  # the refusal counted too
+        late = api(sb, "GET", PATH)
+        assert _refusal(late) == (429, "rate limit exceeded; retry after 20 s")  # 3 per 60 s: one each 20 s
+        assert late.headers["Retry-After"] == "20"
+
+
+def test_a_partner_may_queue_only_so_many_faults() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        for _ in range(20):
+            assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503}).status_code == 200
+        full = api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503})
+        assert _refusal(full) == (422, "Validation failed: 20 faults are queued already, the most one partner may "
+                                       "have; let them run out first")
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503},
+                   token=OTHER_TOKEN).status_code == 200  # another partner's queue is its own
+        assert api(sb, "POST", "/_sandbox/faults", json={"rate_limit": None}).status_code == 200  # no fault: allowed
+
+
+def test_an_event_over_the_size_cap_is_refused_and_queues_nothing(receiver: Receiver) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_event_bytes=2000, deliver_to=["127.0.0.1"]) as sb:
+        subscribe(sb, receiver.url, ["message.sent"])
+        resp = api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent", "data": {"x": "y" * 2000}})
+        status, message = _refusal(resp)
+        assert status == 413 and message.startswith("the event is ")
+        assert message.endswith(" bytes, over this sandbox's limit of 2000 bytes for one event; send less data")
+        assert int(message.split()[3]) > 2000
+        assert api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code == 202
+        assert sb.wait_for_deliveries(timeout=10)
+        assert len(sb.deliveries()) == 1
+
+
+def test_who_is_asking_is_named_in_each_401() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        assert _refusal(requests.get(sb.url + PATH, timeout=10)) == (401, "missing X-LINQ-INTEGRATION-TOKEN header")
+        assert _refusal(api(sb, "GET", PATH, token="tok_unknown")) == (
+            401, "the X-LINQ-INTEGRATION-TOKEN header does not match any integration token of this sandbox")
+        bearer = requests.get(sb.url + PATH, headers={"Authorization": "Bearer " + SENTINEL_TOKEN}, timeout=10)
+        assert _refusal(bearer) == (
+            401, "missing X-LINQ-INTEGRATION-TOKEN header; Authorization is v3's header, this is a v2 route")
+        control = requests.get(sb.url + "/_sandbox/deliveries", timeout=10)
+        assert _refusal(control) == (401, "missing X-LINQ-INTEGRATION-TOKEN or Authorization: Bearer <token> header")
+        v3_control = requests.get(sb.url + "/_sandbox/deliveries",
+                                  headers={"Authorization": "Bearer " + SENTINEL_TOKEN}, timeout=10)
+        assert v3_control.status_code == 200  # a control route takes either version's header
+        nowhere = api(sb, "GET", "/nope")
+        assert _refusal(nowhere) == (404, "no such endpoint: '/nope'; the API lives under "
+                                          "/api/partner/v2/webhook_subscriptions")
+        patch = api(sb, "PATCH", PATH)
+        assert _refusal(patch) == (405, "PATCH is not allowed on '/api/partner/v2/webhook_subscriptions'; use GET, "
+                                        "POST")
+        assert patch.headers["Allow"] == "GET, POST"
+
+
+def test_the_store_reads_and_deletes_v2_by_default_and_deleting_nothing_is_false() -> None:
+    store = Store()
+    body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
+    sub = store.create("p", body)
+    assert store.get("p", sub["id"]) == sub
+    assert store.delete("p", 999) is False  # a partner's unknown id
+    assert store.delete("nobody", sub["id"]) is False  # a partner with no subscriptions at all
+    assert store.delete("p", sub["id"]) is True
+    assert store.get("p", sub["id"]) is None and store.delete("p", sub["id"]) is False
+    store.close()
+
+
+def test_a_rate_limit_says_how_long_to_wait_even_under_a_second() -> None:
+    from linq_nb.sandbox.app import RateLimiter
+
+    limiter = RateLimiter(1, 1.0)
+    assert limiter.check("p", 100.0) is None
+    assert limiter.check("p", 100.5) == pytest.approx(0.5)
+    assert limiter.check("p", 101.0) is None
+
+
+def test_a_limit_is_tighter_only_when_it_allows_no_more_burst_and_no_more_rate() -> None:
+    from linq_nb.sandbox.app import RateLimiter
+
+    assert RateLimiter(3, 60).tighter_than(RateLimiter(3, 60))  # the same limit is allowed
+    assert RateLimiter(2, 60).tighter_than(RateLimiter(3, 60))
+    assert not RateLimiter(2, 10).tighter_than(RateLimiter(3, 60))  # a smaller burst, but refilled faster
+    assert not RateLimiter(4, 80).tighter_than(RateLimiter(3, 60))  # the same rate, a bigger burst
+
+
+def test_a_page_of_exactly_the_attempts_left_has_no_next_cursor(receiver: Receiver) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.01, 0.01], deliver_to=["127.0.0.1"]) as sb:
+        subscribe(sb, receiver.url, ["message.sent"])
+        receiver.fail_next(2)
+        sb.emit("message.sent")
+        assert sb.wait_for_deliveries(timeout=10)
+        page = api(sb, "GET", "/_sandbox/deliveries?limit=3").json()
+        assert [d["attempt"] for d in page["deliveries"]] == [1, 2, 3] and page["next_cursor"] is None
+        first = api(sb, "GET", "/_sandbox/deliveries?limit=2").json()
+        assert [d["attempt"] for d in first["deliveries"]] == [1, 2] and first["next_cursor"]

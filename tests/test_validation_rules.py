@@ -13,6 +13,7 @@ from linq_nb.validation import (
     events_problems,
     is_loopback_host,
     is_loopback_url,
+    shorten,
     subscription_problems,
     url_problems,
     version_problems,
@@ -108,3 +109,20 @@ def test_a_wrong_value_is_shown_cut_short_and_a_secret_never() -> None:
     assert fits == "webhook_url must be a string, got list ['" + "x" * 56 + "']"
     (secret,) = subscription_problems({**GOOD, "secret": 12345})
     assert secret == "secret must be a string, got int"
+
+
+def test_many_unknown_events_show_the_first_five_cut_short_and_count_the_rest() -> None:
+    long = "x" * 100
+    (seven,) = events_problems([long, "b", "c", "d", "e", "f", "g"])
+    assert seven.startswith(f"unknown events {shorten(long, 40)}, 'b', 'c', 'd', 'e' and 2 more; valid events: ")
+    assert len(shorten(long, 40)) == 40
+    (six,) = events_problems(["a", "b", "c", "d", "e", "f"])
+    assert six.startswith("unknown events 'a', 'b', 'c', 'd', 'e' and 1 more; valid events: ")
+    (five,) = events_problems(["a", "b", "c", "d", "e"])
+    assert five.startswith("unknown events 'a', 'b', 'c', 'd', 'e'; valid events: ")
+
+
+def test_an_event_named_twice_is_refused_and_named() -> None:
+    assert events_problems(["message.sent", "message.read", "message.sent"]) == [
+        "events lists 'message.sent' more than once; name each event once"]
+    assert events_problems(["message.sent", "message.read"]) == []
