@@ -38,6 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = ROOT / "mutation" / "equivalent.txt"
@@ -188,6 +189,17 @@ def run(modules: list[str], max_children: int, budget: float | None = None,
     return time.monotonic() - started, True
 
 
+def read_meta(path: str) -> dict[str, Any]:
+    """mutmut's results for one file; empty when there are none, or when a cut-short run left the file
+    empty or half-written (its mutants then count as not run)."""
+    meta = ROOT / "mutants" / (path + ".meta")
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def survivors(modules: list[str]) -> list[str]:
     """The mutants of these modules that no test killed last time (only they can change by adding tests),
     less those listed as equivalent."""
@@ -198,8 +210,7 @@ def survivors(modules: list[str]) -> list[str]:
     out = []
     for module in modules:
         path = MODULES[module][0]
-        meta = ROOT / "mutants" / (path + ".meta")
-        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        codes = read_meta(path).get("exit_code_by_key", {})
         for name, code in codes.items():
             if code in KILLED or not any(fnmatch.fnmatchcase(name, g) for g in globs(module)):
                 continue
@@ -304,8 +315,7 @@ def report(modules: list[str]) -> list[Row]:
     for module in modules:
         path, _ = MODULES[module]
         row = Row(module)
-        meta = ROOT / "mutants" / (path + ".meta")
-        data = json.loads(meta.read_text()) if meta.exists() else {}
+        data = read_meta(path)
         codes, durations = data.get("exit_code_by_key", {}), data.get("durations_by_key", {})
         wanted = globs(module)
         for name, code in sorted(codes.items(), key=lambda kv: (kv[0].partition("__mutmut_")[0],
@@ -333,7 +343,7 @@ def report(modules: list[str]) -> list[Row]:
           f"{'test s':>8}")
     for row in rows:
         survived = len(row.survivors)
-        extra = f"  ({row.not_run} not run)" if row.not_run else ""
+        extra = f"  ({row.not_run} not run)" if row.not_run else "  (no results: not run)" if not row.total else ""
         print(f"{row.module:<12}{MODULES[row.module][0]:<30}{row.total:>8}{row.killed:>8}{row.equivalent:>8}"
               f"{survived:>9}{row.score:>7.1f}%{row.seconds:>8.0f}{extra}")
     for row in rows:
@@ -400,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recorded {', '.join(r.module for r in ok)} in {BASELINE.relative_to(ROOT)}")
         for line in why:
             print(f"not recorded: {line}")
-    low = [r.module for r in rows if r.score < TARGET or r.not_run]
+    low = [r.module for r in rows if r.score < TARGET or r.not_run or not r.total]
     if low:
         print(f"\nunder {TARGET:g} % or not fully run: {', '.join(low)}")
     return 1 if low and args.strict else 0
