@@ -345,11 +345,12 @@ def report(modules: list[str]) -> list[Row]:
         survived = len(row.survivors)
         extra = f"  ({row.not_run} not run)" if row.not_run else "  (no results: not run)" if not row.total else ""
         print(f"{row.module:<12}{MODULES[row.module][0]:<30}{row.total:>8}{row.killed:>8}{row.equivalent:>8}"
-              f"{survived:>9}{row.score:>7.1f}%{row.seconds:>8.0f}{extra}")
+              f"{survived:>9}{f'{row.score:.1f}%' if row.total else '-':>8}{row.seconds:>8.0f}{extra}")
     for row in rows:
         for name, diff in row.survivors:
             print(f"\n--- survived: {name}\n{diff}")
-    stale = [e for e in equivalents if not e.used and e.function.split(".", 1)[0] in modules]
+    measured = {row.module for row in rows if row.total and not row.not_run}  # a partial run proves nothing stale
+    stale = [e for e in equivalents if not e.used and e.function.split(".", 1)[0] in measured]
     for e in stale:
         print(f"\nnote: equivalent.txt entry matches no surviving mutant now: {e.function} | {e.change}")
     return rows
