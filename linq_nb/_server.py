@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import threading
 import time
@@ -222,3 +223,15 @@ def _json_errors(error_body: Callable[[int, str], Any]) -> type[HTTPChannel]:
             self.write(body)
 
     return type("JsonErrorChannel", (HTTPChannel,), {"error_task_class": JsonErrorTask})
+
+
+def stop_on_ctrl_c() -> None:
+    """Let Ctrl-C (SIGINT) stop a command that serves in the foreground, as its banner promises.
+
+    A shell without job control (a script's ``cmd &``, some CI runners) starts background
+    commands with SIGINT ignored, and Python keeps it ignored: ``kill -INT`` and Ctrl-C then did
+    nothing. Restores Python's KeyboardInterrupt there (only when SIGINT is ignored, and only
+    from the main thread, where a handler can be set); a handler someone installed is kept.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -159,6 +159,9 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         print("  Ctrl-C stops it" + ("" if args.quiet else "; one line per request follows (--quiet: none)"),
               flush=True)
 
+    from ._server import stop_on_ctrl_c
+
+    stop_on_ctrl_c()
     try:
         _check_port(args.host, args.port)  # werkzeug would print its own message and exit, naming no option
         sandbox.serve_forever(ready)
@@ -255,6 +258,7 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
 def _cmd_listen(args: argparse.Namespace) -> int:
     import signal
 
+    from ._server import stop_on_ctrl_c
     from .client import LinqClient
     from .errors import LinqError
     from .listen import Listener, format_record
@@ -293,6 +297,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    stop_on_ctrl_c()
     try:
         client = LinqClient(token=token, base_url=args.url, backoff_factor=0.2)
         listener = Listener(client, args.forward_to, events, secret=secret, name=args.name,

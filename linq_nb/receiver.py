@@ -57,7 +57,7 @@ from typing import IO, TYPE_CHECKING, Any
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
-from ._server import ServerThread
+from ._server import ServerThread, stop_on_ctrl_c
 from .errors import SignatureVerificationError
 from .signing import SCHEMES, verify_delivery
 from .validation import is_loopback_host
@@ -602,6 +602,7 @@ def _format_record(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
     """``linq-nb receiver``: serve a Receiver in the foreground, print one line per request, stop on Ctrl-C."""
     out = out or sys.stdout
+    stop_on_ctrl_c()  # before the banner: whoever reads it may send SIGINT at once
     parser = argparse.ArgumentParser(
         prog="linq-nb receiver",
         description="A local webhook endpoint that verifies Linq signatures (v2, and v3's Standard Webhooks and "

@@ -249,3 +249,28 @@ def test_a_port_in_use_says_to_choose_another_with_port(command: str) -> None:
     assert done.returncode == 1
     assert str(port) in done.stderr and "in use" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["sandbox", "--port", "0", "--quiet"],
+    ["receiver", "--port", "0"],
+], ids=["sandbox", "receiver"])
+def test_a_foreground_command_started_with_sigint_ignored_still_stops_on_ctrl_c(command: list[str]) -> None:
+    """A script's `linq-nb sandbox &` (a shell without job control) starts it with SIGINT ignored."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "linq_nb", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "Ctrl-C" in banner or "Linq" in banner, banner + (proc.stderr.read() if proc.stderr else "")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
