@@ -132,6 +132,17 @@ def client(sandbox: object) -> Iterator[object]:
 
 
 @pytest.fixture
+def v3(sandbox: object) -> Iterator[object]:
+    """A v3 client on the sandbox (lost-create recovery looks twice, quickly)."""
+    from linq_nb.client_v3 import LinqClientV3
+
+    c = LinqClientV3(token=SENTINEL_TOKEN, base_url=sandbox.url, backoff_factor=0.01)  # type: ignore[attr-defined]
+    c.recovery_delays = (0.0, 0.1)
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def receiver() -> Iterator[object]:
     from linq_nb.receiver import Receiver
 

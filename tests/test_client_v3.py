@@ -40,14 +40,6 @@ UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def v3(sandbox: Sandbox) -> Iterator[LinqClientV3]:
-    c = LinqClientV3(token=SENTINEL_TOKEN, base_url=sandbox.url, backoff_factor=0.01)
-    c.recovery_delays = (0.0, 0.1)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def make_v3(sandbox: Sandbox) -> Iterator[Callable[..., LinqClientV3]]:
     made: list[LinqClientV3] = []
 

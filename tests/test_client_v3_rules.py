@@ -4,8 +4,6 @@ subscription that holds the URL, and a create whose answer (with its secret) was
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from linq_nb.client import _UNSET
@@ -18,14 +16,6 @@ HOOK = "https://example.com/hooks/v3"
 EVENT = "message.received"
 UUID = "b2c3d4e5-f6a7-8901-bcde-f23456789012"
 ID_HINT = "Use the id shown by list_subscriptions(), such as b2c3d4e5-f6a7-8901-bcde-f23456789012."
-
-
-@pytest.fixture
-def v3(sandbox: Sandbox) -> Iterator[LinqClientV3]:
-    c = LinqClientV3(token=SENTINEL_TOKEN, base_url=sandbox.url, backoff_factor=0.01)
-    c.recovery_delays = (0.0, 0.1)
-    yield c
-    c.close()
 
 
 # --------------------------------------------------------------------------- ids

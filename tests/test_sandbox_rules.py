@@ -20,21 +20,12 @@ from linq_nb._server import ServerThread
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from linq_nb.sandbox.store import Store
-from tests.conftest import RECEIVER_SECRET, SENTINEL_TOKEN
+from tests.conftest import SENTINEL_TOKEN
+from tests.test_delivery import subscribe
 
 PATH = "/api/partner/v2/webhook_subscriptions"
 OTHER_TOKEN = "tok_other_partner"
 
-
-def subscribe(sandbox: Sandbox, url: str, events: list[str], *, token: str = SENTINEL_TOKEN,
-              secret: str | None = RECEIVER_SECRET) -> dict:
-    body: dict = {"webhook_url": url, "version": 2, "events": events}
-    if secret is not None:
-        body["secret"] = secret
-    resp = requests.post(sandbox.url + PATH, json={"webhook_subscription": body},
-                         headers={"X-LINQ-INTEGRATION-TOKEN": token}, timeout=10)
-    assert resp.status_code == 201, resp.text
-    return resp.json()["webhook_subscription"]
 
 
 def attempts_of(sandbox: Sandbox, sub_id: int) -> list[tuple[int, int | None, bool]]:

@@ -9,7 +9,6 @@ import pytest
 
 from linq_nb.client_v3 import LinqClientV3
 from linq_nb.models import WebhookSubscriptionV3
-from linq_nb.sandbox import Sandbox
 from linq_nb.widgets import SubscriptionForm, SubscriptionManager
 from linq_nb.wire import v3 as wire_v3
 from tests.conftest import SENTINEL_TOKEN
@@ -22,13 +21,6 @@ def _close_widgets() -> Iterator[None]:
     widgets.Widget.close_all()
     yield
     widgets.Widget.close_all()
-
-
-@pytest.fixture
-def v3(sandbox: Sandbox) -> Iterator[LinqClientV3]:
-    c = LinqClientV3(token=SENTINEL_TOKEN, base_url=sandbox.url, backoff_factor=0.01)
-    yield c
-    c.close()
 
 
 def _visible(widget: widgets.Widget) -> bool:
