@@ -306,13 +306,13 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     except LinqError as exc:
         return fail(f"the sandbox at {args.url} refused or did not answer: {exc}")
     sub = listener.subscription
-    print(f"Listening: subscription {sub.id} -> relay {listener.relay_url} -> {args.forward_to}", flush=True)
-    print(f"  events: {', '.join(sub.events)}", flush=True)
-    if secret is None:
-        print(f"  webhook secret (shown once; verify with it): {listener.secret}", flush=True)
-    print("  Ctrl-C stops and deletes the subscription", flush=True)
     code = 0
-    try:
+    try:  # from the banner on, so that a Ctrl-C right after it still deletes the subscription
+        print(f"Listening: subscription {sub.id} -> relay {listener.relay_url} -> {args.forward_to}", flush=True)
+        print(f"  events: {', '.join(sub.events)}", flush=True)
+        if secret is None:
+            print(f"  webhook secret (shown once; verify with it): {listener.secret}", flush=True)
+        print("  Ctrl-C stops and deletes the subscription", flush=True)
         listener.start()  # in a thread: a signal then never cuts a delivery short between forward and report
         while not listener.wait(0.5):
             pass

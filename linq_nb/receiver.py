@@ -657,12 +657,12 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None) -> int:
         return 1
     n = receiver.secret_count
     verifying = f"verifying signatures with {_plural(n, 'secret')}" if n else "NOT verifying signatures (no --secret)"
-    print(f"Linq webhook receiver at {receiver.url} ({verifying}); Ctrl-C to stop", file=out, flush=True)
-    if not is_loopback_host(args.host):
-        print(f"warning: listening on {args.host}: anyone who can reach this port can post to it", file=out,
-              flush=True)
     printed = 0
-    try:
+    try:  # from the banner on: whoever reads it may press Ctrl-C at once
+        print(f"Linq webhook receiver at {receiver.url} ({verifying}); Ctrl-C to stop", file=out, flush=True)
+        if not is_loopback_host(args.host):
+            print(f"warning: listening on {args.host}: anyone who can reach this port can post to it", file=out,
+                  flush=True)
         while True:
             if receiver.wait_for_requests(printed + 1, timeout=0.5):
                 for record in receiver._records_from(printed):
