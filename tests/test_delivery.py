@@ -5,10 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import requests
+import trustme
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from linq_nb._server import ServerThread
@@ -205,3 +212,69 @@ def test_deleting_a_subscription_cancels_its_pending_retries(receiver: Receiver)
                         timeout=10)
         assert sb.wait_for_deliveries(timeout=10)
         assert len(receiver.requests) == 1
+
+
+# --------------------------------------------------------------------------- https receivers
+
+
+@contextmanager
+def tls_receiver(cert: Any) -> Iterator[tuple[str, list[Request]]]:
+    """An https receiver on loopback serving ``cert`` (a trustme leaf); yields its URL and the requests it got."""
+    got: list[Request] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        request.get_data()
+        got.append(request)
+        return Response("ok")
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.port}/hooks/linq", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_receiver_with_a_trusted_certificate_gets_a_signed_delivery(monkeypatch: Any) -> None:
+    ca = trustme.CA()
+    with ca.cert_pem.tempfile() as ca_file:
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # the sandbox trusts what the machine trusts: here, this CA
+        with tls_receiver(ca.issue_cert("127.0.0.1")) as (url, got), \
+                Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.05]) as sb:
+            subscribe(sb, url, ["message.sent"])
+            sb.emit("message.sent")
+            assert sb.wait_for_deliveries(timeout=10)
+            [attempt] = sb.deliveries()
+            assert (attempt["status_code"], attempt["error"]) == (200, None)
+            [request] = got
+            assert request.path == "/hooks/linq"
+            verify(request.get_data(), request.headers["X-Webhook-Signature"], RECEIVER_SECRET)
+
+
+def test_an_https_receiver_whose_certificate_is_not_trusted_is_never_sent_the_body() -> None:
+    stranger = trustme.CA()  # a CA the machine does not trust
+    with tls_receiver(stranger.issue_cert("127.0.0.1")) as (url, got), \
+            Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.05]) as sb:
+        subscribe(sb, url, ["message.sent"])
+        sb.emit("message.sent")
+        assert sb.wait_for_deliveries(timeout=10)
+        log = sb.deliveries()
+        assert len(log) == 2 and all(d["status_code"] is None and "SSLCertVerificationError" in d["error"]
+                                     for d in log)
+        assert got == []
+
+
+def test_an_https_receiver_stuck_in_the_handshake_times_out_at_the_delivery_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as stuck:  # accepts TCP, never says a word of TLS
+        url = f"https://127.0.0.1:{stuck.getsockname()[1]}/hooks/linq"
+        with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.05], delivery_timeout=0.3) as sb:
+            subscribe(sb, url, ["message.sent"])
+            sb.emit("message.sent")
+            assert sb.wait_for_deliveries(timeout=10)
+            log = sb.deliveries()
+            assert len(log) == 2 and all(d["status_code"] is None and "timeout" in d["error"] for d in log)
