@@ -450,3 +450,33 @@ def test_a_page_of_exactly_the_attempts_left_has_no_next_cursor(receiver: Receiv
         assert [d["attempt"] for d in page["deliveries"]] == [1, 2, 3] and page["next_cursor"] is None
         first = api(sb, "GET", "/_sandbox/deliveries?limit=2").json()
         assert [d["attempt"] for d in first["deliveries"]] == [1, 2] and first["next_cursor"]
+
+
+def _until_limited(sb: Sandbox) -> requests.Response:
+    """GETs until one is rate limited (at most 20: a limit of one per second is hit by the second or third)."""
+    for _ in range(20):
+        resp = api(sb, "GET", PATH)
+        if resp.status_code == 429:
+            return resp
+    raise AssertionError("20 requests in a row were not rate limited")
+
+
+def test_a_partners_rate_limit_without_per_seconds_is_per_second() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        assert api(sb, "POST", "/_sandbox/faults", json={"rate_limit": {"limit": 1}}).status_code == 200
+        late = _until_limited(sb)
+        assert _refusal(late) == (429, "rate limit exceeded; retry after 1 s")  # one a second: never more than 1
+        assert late.headers["Retry-After"] == "1"
+
+
+def test_a_partners_rate_limit_without_per_seconds_is_compared_per_second() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], rate_limit=(1, 2)) as sb:  # the operator: one every 2 s
+        looser = api(sb, "POST", "/_sandbox/faults", json={"rate_limit": {"limit": 1}})  # one every second
+        assert _refusal(looser) == (422, "Validation failed: rate_limit may only be stricter than the sandbox's own "
+                                         "limit of 1 per 2 s")
+
+
+def test_a_fault_without_a_status_answers_500() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1}).status_code == 200
+        assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [500, 200]

@@ -284,7 +284,7 @@ class SandboxApp:
         with self._lock:
             self._faults.clear()
 
-    def set_rate_limit(self, limit: int | None, per_seconds: float = 1.0, *, partner: str | None = None) -> None:
+    def set_rate_limit(self, limit: int | None, per_seconds: float, *, partner: str | None = None) -> None:
         """The operator's limit for every partner (``partner=None``), or a partner's own extra one.
 
         ``limit=None`` lifts it. A partner's own limit applies on top of the operator's, so it can
