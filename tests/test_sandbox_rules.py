@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from linq_nb._server import ServerThread
 from linq_nb.receiver import Receiver
-from linq_nb.sandbox import Sandbox
+from linq_nb.sandbox import Caps, Sandbox
 from linq_nb.sandbox.store import Store
 from tests.conftest import SENTINEL_TOKEN
 from tests.test_delivery import subscribe
@@ -480,3 +480,33 @@ def test_a_fault_without_a_status_answers_500() -> None:
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
         assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1}).status_code == 200
         assert [api(sb, "GET", PATH).status_code for _ in range(2)] == [500, 200]
+
+
+def test_a_fault_without_a_delay_is_not_delayed() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        sb.app.caps = Caps(max_fault_delay=0)  # an operator who allows no injected delay at all
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503}).status_code == 200
+        refused = api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503, "delay": 0.5})
+        assert _refusal(refused) == (422, "Validation failed: delay must be a number of seconds from 0 to 0")
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({"fail_next": "2"}, "fail_next must be an integer from 0 to 1000"),
+    ({"fail_next": True}, "fail_next must be an integer from 0 to 1000"),
+    ({"fail_next": 1, "status": "503"}, "status must be an integer from 400 to 599, or null to only delay"),
+    ({"fail_next": 1, "status": True}, "status must be an integer from 400 to 599, or null to only delay"),
+    ({"fail_next": 1, "delay": "1"}, "delay must be a number of seconds from 0 to 30"),
+    ({"fail_next": 1, "delay": True}, "delay must be a number of seconds from 0 to 30"),
+])
+def test_a_fault_of_the_wrong_type_is_refused_and_queues_nothing(body: dict[str, Any], problem: str) -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        assert _refusal(api(sb, "POST", "/_sandbox/faults", json=body)) == (422, f"Validation failed: {problem}")
+        assert api(sb, "GET", PATH).status_code == 200
+
+
+def test_a_fault_that_does_not_mention_rate_limit_keeps_the_partners_limit() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        limit = {"rate_limit": {"limit": 2, "per_seconds": 60}}
+        assert api(sb, "POST", "/_sandbox/faults", json=limit).status_code == 200
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503}).status_code == 200
+        assert [api(sb, "GET", PATH).status_code for _ in range(4)] == [503, 200, 200, 429]
