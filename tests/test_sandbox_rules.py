@@ -510,3 +510,33 @@ def test_a_fault_that_does_not_mention_rate_limit_keeps_the_partners_limit() -> 
         assert api(sb, "POST", "/_sandbox/faults", json=limit).status_code == 200
         assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503}).status_code == 200
         assert [api(sb, "GET", PATH).status_code for _ in range(4)] == [503, 200, 200, 429]
+
+
+def test_a_faults_refusal_is_a_v2_validation_error_naming_every_problem() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        refused = api(sb, "POST", "/_sandbox/faults", json={"fail_next": -1, "status": 200})
+        problems = ["fail_next must be an integer from 0 to 1000",
+                    "status must be an integer from 400 to 599, or null to only delay"]
+        assert (refused.status_code, refused.json()) == (422, {
+            "status": "unprocessable_entity", "error_code": "validation_failed",
+            "message": "Validation failed: " + "; ".join(problems), "errors": problems})
+
+
+def test_a_partners_own_limit_over_a_longer_window_is_accepted_when_stricter() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], rate_limit=(3, 60)) as sb:
+        mine = {"rate_limit": {"limit": 1, "per_seconds": 60}}  # one a minute: stricter than three a minute
+        assert api(sb, "POST", "/_sandbox/faults", json=mine).status_code == 200
+        assert api(sb, "GET", PATH).status_code == 200
+        late = api(sb, "GET", PATH)
+        assert (late.status_code, late.headers["Retry-After"]) == (429, "60")
+
+
+def test_an_after_fault_lets_the_request_happen_then_fails_its_answer() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        fault = {"fail_next": 1, "status": 503, "after": True}
+        assert api(sb, "POST", "/_sandbox/faults", json=fault).status_code == 200
+        body = {"webhook_subscription": {"webhook_url": "https://example.com/hook", "version": 2,
+                                         "events": ["message.sent"]}}
+        assert api(sb, "POST", PATH, json=body).status_code == 503  # the create is lost on the way back...
+        [sub] = api(sb, "GET", PATH).json()["webhook_subscriptions"]  # ...but it happened
+        assert sub["webhook_url"] == "https://example.com/hook"
