@@ -531,12 +531,16 @@ def test_a_partners_own_limit_over_a_longer_window_is_accepted_when_stricter() -
         assert (late.status_code, late.headers["Retry-After"]) == (429, "60")
 
 
-def test_an_after_fault_lets_the_request_happen_then_fails_its_answer() -> None:
+def test_a_fault_fails_the_request_before_it_happens_and_an_after_fault_after() -> None:
+    body = {"webhook_subscription": {"webhook_url": "https://example.com/hook", "version": 2,
+                                     "events": ["message.sent"]}}
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
-        fault = {"fail_next": 1, "status": 503, "after": True}
-        assert api(sb, "POST", "/_sandbox/faults", json=fault).status_code == 200
-        body = {"webhook_subscription": {"webhook_url": "https://example.com/hook", "version": 2,
-                                         "events": ["message.sent"]}}
+        accepted = api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503})
+        assert (accepted.status_code, accepted.json()) == (200, {"ok": True})
+        assert api(sb, "POST", PATH, json=body).status_code == 503
+        assert api(sb, "GET", PATH).json()["webhook_subscriptions"] == []  # refused: nothing was created
+
+        assert api(sb, "POST", "/_sandbox/faults", json={"fail_next": 1, "status": 503, "after": True}).ok
         assert api(sb, "POST", PATH, json=body).status_code == 503  # the create is lost on the way back...
         [sub] = api(sb, "GET", PATH).json()["webhook_subscriptions"]  # ...but it happened
         assert sub["webhook_url"] == "https://example.com/hook"

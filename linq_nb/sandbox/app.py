@@ -631,6 +631,12 @@ class SandboxApp:
         return page
 
     def _route_faults(self, request: SandboxRequest, partner: str) -> Reply:
+        """Queue faults for the caller's next API requests, and/or set or lift its own rate limit.
+
+        ``{"fail_next": N, "status": 500, "delay": 0, "after": false, "rate_limit": {"limit": L,
+        "per_seconds": 1}}``, every key optional (``"rate_limit": null`` lifts it); ``{"ok": true}``,
+        or 422 naming every problem and changing nothing.
+        """
         body = self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'request body must be a JSON object such as {"fail_next": 2, "status": 503}')
