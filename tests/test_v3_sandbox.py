@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import requests
+from werkzeug.wrappers import Request, Response
 
+from linq_nb._server import ServerThread
 from linq_nb.receiver import Receiver
 from linq_nb.sandbox import Sandbox
 from linq_nb.wire import v2, v3
@@ -90,3 +93,34 @@ def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox, receive
     answer = requests.post(sandbox.url + "/_sandbox/events", json={"event_type": "message.sent"},
                            headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5).json()
     assert set(answer) == {"event_id", "event_type", "deliveries_queued"} and answer["deliveries_queued"] == 1
+
+
+def test_a_v3_subscription_deleted_while_its_delivery_is_at_the_receiver_keeps_its_id_in_the_log(
+        sandbox: Sandbox) -> None:
+    arrived, release = threading.Event(), threading.Event()
+
+    @Request.application
+    def held(request: Request) -> Response:  # answers only when the test says so
+        arrived.set()
+        release.wait(10)
+        return Response("ok")
+
+    receiver = ServerThread(held).start()
+    try:
+        created = _v3(sandbox, "POST", json={"target_url": receiver.url + "/hook",
+                                             "subscribed_events": ["message.received"]})
+        assert created.status_code == 201, created.text
+        uid = created.json()["id"]
+        sandbox.emit("message.received", token=SENTINEL_TOKEN)
+        assert arrived.wait(10)
+        assert _v3(sandbox, "DELETE", f"/{uid}").status_code == 204
+        release.set()
+        assert sandbox.wait_for_deliveries(timeout=10)
+    finally:
+        release.set()
+        receiver.stop()
+    [attempt] = sandbox.deliveries()
+    assert (attempt["subscription_id"], attempt["status_code"]) == (uid, 200)  # its v3 id, not the store's key
+    page = requests.get(sandbox.url + "/_sandbox/deliveries", params={"subscription_id": uid},
+                        headers=v3.auth_headers(SENTINEL_TOKEN), timeout=5).json()
+    assert [a["subscription_id"] for a in page["deliveries"]] == [uid]

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .. import __version__, wire
-from .store import Job, Store, now_iso
+from .store import Job, Store, Target, now_iso
 
 if TYPE_CHECKING:  # pragma: no cover
     from .relay import DeliveryPolicy, Relay
@@ -311,14 +311,14 @@ class Deliverer:
         retry_at = None
         if not ok and _retryable(status) and not isinstance(error, Final) and job.attempts < len(self.retry_delays):
             retry_at = time.time() + (0 if self._stopping else self.retry_delays[job.attempts])
-        self._record(job, status_code=status, error=error, ok=ok, started_at=started_at,
+        self._record(job, target, status_code=status, error=error, ok=ok, started_at=started_at,
                      duration_ms=round(duration_ms, 3), retry_at=retry_at)
 
-    def _record(self, job: Job, **attempt: object) -> None:
+    def _record(self, job: Job, target: Target, **attempt: object) -> None:
         """Log the attempt; a busy database is waited out, so no attempt is sent twice unlogged."""
         for tries in range(1, 1000):
             try:
-                self.store.record_attempt(job, **attempt)  # type: ignore[arg-type]
+                self.store.record_attempt(job, target, **attempt)  # type: ignore[arg-type]
                 return
             except sqlite3.OperationalError as exc:
                 if self._stopping and tries >= 10:

@@ -212,7 +212,6 @@ class Store:
         # list and get (most of the traffic) never touch the database. (api, partner) -> public id -> record,
         # and the API objects built from them, kept until the record changes.
         self._subs: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
-        self._by_key: dict[int, dict[str, Any]] = {}
         self._objects: dict[int, dict[str, Any]] = {}
         for row in self._db.execute(f"SELECT partner, {_RECORD_COLUMNS} FROM subscriptions ORDER BY id"):
             self._remember(row[0], _record(tuple(row)[1:]))
@@ -227,7 +226,6 @@ class Store:
     def _remember(self, partner: str, record: dict[str, Any]) -> None:
         record["partner"] = partner
         self._subs.setdefault((record["api"], partner), {})[record["id"]] = record
-        self._by_key[record["key"]] = record
         self._objects.pop(record["key"], None)
 
     def _object(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -384,7 +382,6 @@ class Store:
             record = self._subs.get((api, partner), {}).pop(sub_id, None)
             if record is None:
                 return False
-            self._by_key.pop(record["key"], None)
             self._objects.pop(record["key"], None)
             with self._tx() as db:
                 db.execute("DELETE FROM subscriptions WHERE id = ?", (record["key"],))
@@ -471,14 +468,18 @@ class Store:
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
             self._forget_event(db, job.event_id)
 
-    def record_attempt(self, job: Job, *, status_code: int | None, error: str | None, ok: bool,
+    def record_attempt(self, job: Job, target: Target, *, status_code: int | None, error: str | None, ok: bool,
                        started_at: str, duration_ms: float, retry_at: float | None) -> None:
-        """Log one HTTP attempt, move the counters, and reschedule or finish the job, atomically."""
+        """Log one HTTP attempt to ``target``, move the counters, and reschedule or finish the job, atomically.
+
+        The log names the subscription by its public id from ``target``: the subscription may have been
+        deleted while the attempt was in flight, and the attempt is still its own.
+        """
         attempt = job.attempts + 1
         stamp = now_iso()
+        ref = None if target.api == "v2" else str(target.subscription_id)  # v2's integer id is the key itself
         with self._tx() as db:
-            record = self._by_key.get(job.subscription_id)
-            ref = str(record["id"]) if record is not None and record["api"] != "v2" else None
+            record = self._subs.get((target.api, job.partner), {}).get(target.subscription_id)  # None: deleted
             db.execute(
                 "INSERT INTO attempts (partner, event_id, event_type, subscription_id, attempt, status_code, error,"
                 " ok, started_at, duration_ms, subscription_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
