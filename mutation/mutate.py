@@ -4,7 +4,7 @@
     python mutation/mutate.py signing client   run only those modules (the others keep their last results)
     python mutation/mutate.py --changed        run only the modules changed since the last full run (CI)
     python mutation/mutate.py --report         print the report of the last run, run nothing
-    python mutation/mutate.py --survivors      re-test only the last run's survivors (after adding tests)
+    python mutation/mutate.py --survivors      re-test the last run's survivors, and any function changed since
     python mutation/mutate.py signing --record record signing's last results in baseline.json (see below)
 
 A full run records each module's score and the hash of its file in ``mutation/baseline.json`` (commit
@@ -167,8 +167,10 @@ def run(modules: list[str], max_children: int, budget: float | None = None,
     print(f"::: mutmut: {', '.join(modules)} ({len(patterns)} pattern(s))", flush=True)
     log = ROOT / "mutants" / "run.log"
     log.parent.mkdir(exist_ok=True)
-    if names is None:  # the files these results are of (a --survivors run re-tests the same mutants)
-        RUN_HASHES.write_text(json.dumps({m: file_hash(m) for m in modules}))
+    # The files these results are of. A --survivors run regenerates the mutants from today's files too, and
+    # re-runs every mutant of a function that changed (see survivors()), so its results are of today's files.
+    made_from = json.loads(RUN_HASHES.read_text()) if names is not None and RUN_HASHES.exists() else {}
+    RUN_HASHES.write_text(json.dumps({**made_from, **{m: file_hash(m) for m in modules}}))
     with log.open("w") as out:
         proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(max_children), *patterns],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -200,9 +202,23 @@ def read_meta(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def changed_functions(module: str) -> list[str]:
+    """The module's decision functions whose code differs from the code its mutants in mutants/ were made
+    from, as mutmut's mangled names (mutmut hashes each function the same way and resets their results)."""
+    from mutmut.mutation.file_mutation import compute_function_hashes
+
+    path = MODULES[module][0]
+    then = read_meta(path).get("hash_by_function_name", {})
+    now = compute_function_hashes((ROOT / path).read_text(encoding="utf-8"))
+    prefix = module_of(path)
+    return [name for name, digest in now.items() if then.get(name) != digest
+            and any(fnmatch.fnmatchcase(f"{prefix}.{name}__mutmut_1", g) for g in globs(module))]
+
+
 def survivors(modules: list[str]) -> list[str]:
-    """The mutants of these modules that no test killed last time (only they can change by adding tests),
-    less those listed as equivalent."""
+    """What a --survivors run tests: the mutants of these modules that no test killed last time (only they
+    can change by adding tests), less those listed as equivalent; and every mutant of a function changed
+    since (as a pattern: its mutants are new)."""
     os.chdir(ROOT)
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
@@ -210,10 +226,14 @@ def survivors(modules: list[str]) -> list[str]:
     out = []
     for module in modules:
         path = MODULES[module][0]
+        changed = changed_functions(module)
+        out += [f"{module_of(path)}.{name}__mutmut_*" for name in changed]
         codes = read_meta(path).get("exit_code_by_key", {})
         for name, code in codes.items():
             if code in KILLED or not any(fnmatch.fnmatchcase(name, g) for g in globs(module)):
                 continue
+            if name.partition("__mutmut_")[0].rpartition(".")[2] in changed:
+                continue  # re-run whole, above
             if code is not None and (function_key(name), mutated_lines(get_diff_for_mutant(name, path=path))) \
                     in equivalent:
                 continue
@@ -387,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     finished, elapsed = True, 0.0
     if args.survivors:
         names = survivors(modules)
-        print(f"mutation: re-testing the {len(names)} mutant(s) that survived last time")
+        print(f"mutation: re-testing {len(names)} mutant(s) or changed function(s): the survivors of last time, "
+              "and every mutant of a function changed since")
         if names:
             elapsed, finished = run(modules, args.max_children, args.budget, names)
     elif not (args.report or args.record):
