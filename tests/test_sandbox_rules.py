@@ -410,15 +410,26 @@ def test_who_is_asking_is_named_in_each_401() -> None:
         assert patch.headers["Allow"] == "GET, POST"
 
 
-def test_the_store_reads_and_deletes_v2_by_default_and_deleting_nothing_is_false() -> None:
+def test_the_store_reads_and_deletes_v2_by_default_and_deleting_nothing_is_none() -> None:
     store = Store()
     body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
     sub = store.create("p", body)
     assert store.get("p", sub["id"]) == sub
-    assert store.delete("p", 999) is False  # a partner's unknown id
-    assert store.delete("nobody", sub["id"]) is False  # a partner with no subscriptions at all
-    assert store.delete("p", sub["id"]) is True
-    assert store.get("p", sub["id"]) is None and store.delete("p", sub["id"]) is False
+    assert store.delete("p", 999) is None  # a partner's unknown id
+    assert store.delete("nobody", sub["id"]) is None  # a partner with no subscriptions at all
+    assert store.delete("p", sub["id"]) == sub  # what was deleted, as it was
+    assert store.get("p", sub["id"]) is None and store.delete("p", sub["id"]) is None
+    store.close()
+
+
+def test_the_store_updates_and_says_what_it_was_and_what_it_is() -> None:
+    store = Store()
+    body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
+    sub = store.create("p", body)
+    before, after = store.update("p", sub["id"], {**body, "active": False}) or (None, None)
+    assert before == sub and after == {**sub, "active": False, "updated_at": after["updated_at"]}
+    assert store.get("p", sub["id"]) == after
+    assert store.update("p", 999, body) is None
     store.close()
 
 

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
@@ -37,6 +37,7 @@ from .store import Conflict, LimitReached, Store, partner_key
 __all__ = ["SandboxApp", "TOKEN_HEADER", "API_PREFIX", "RateLimiter", "Caps"]
 
 logger = logging.getLogger("linq_nb.sandbox")
+_T = TypeVar("_T")
 
 TOKEN_HEADER = wire.v2.AUTH_HEADER
 API_PREFIX = wire.v2.COLLECTION_PATH
@@ -481,7 +482,7 @@ class SandboxApp:
                                 f"{wire.get(api).ID_DESCRIPTION}")
         return found
 
-    def _found(self, sub: dict[str, Any] | None, sub_id: Any) -> dict[str, Any]:
+    def _found(self, sub: _T | None, sub_id: Any) -> _T:
         if sub is None:
             raise ApiError(404, f"webhook subscription {sub_id} not found")
         return sub
@@ -510,18 +511,15 @@ class SandboxApp:
             return Reply(200, version.item_body(self._found(self.store.get(partner, sid, api), sid)))
         if request.method == "PUT":
             body = self._subscription_body(request, api, create=False)
-            before = self._found(self.store.get(partner, sid, api), sid)
             try:
-                after = self._found(self.store.update(partner, sid, body, api=api, unique_url=version.UNIQUE_URL),
-                                    sid)
+                change = self.store.update(partner, sid, body, api=api, unique_url=version.UNIQUE_URL)
             except Conflict as exc:
                 raise ApiError(409, str(exc), code="conflict", number=1005) from None
+            before, after = self._found(change, sid)
             self._changed(partner, api, before, after)
             return Reply(200, version.item_body(after))
-        before = self._found(self.store.get(partner, sid, api), sid)
-        if not self.store.delete(partner, sid, api):
-            self._found(None, sid)
-        self._changed(partner, api, before, None)
+        gone = self._found(self.store.delete(partner, sid, api), sid)
+        self._changed(partner, api, gone, None)
         return Reply(204)
 
     def _route_event_types(self, request: SandboxRequest, partner: str, api: str) -> Reply:

@@ -345,8 +345,9 @@ class Store:
             return self._object(record)
 
     def update(self, partner: str, sub_id: Any, body: Mapping[str, Any], *, api: str = "v2",
-               unique_url: bool = False) -> dict[str, Any] | None:
-        """Change the fields the body names (v2: all but an absent ``secret``); None if no such id.
+               unique_url: bool = False) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Change the fields the body names (v2: all but an absent ``secret``); the subscription's API object
+        before and after, read in the same lock (so a concurrent change cannot come between); None if no such id.
 
         Conflict as for :meth:`create` when the new URL is another subscription's.
         """
@@ -374,20 +375,23 @@ class Store:
                  new.get("routing_id_header"), stamp, record["key"]),
             )
             new["events"] = list(new["events"])
+            before = self._object(record)
             self._remember(partner, new)
-            return self._object(new)
+            return before, self._object(new)
 
-    def delete(self, partner: str, sub_id: Any, api: str = "v2") -> bool:
+    def delete(self, partner: str, sub_id: Any, api: str = "v2") -> dict[str, Any] | None:
+        """Delete the subscription and its pending deliveries; its API object as it was, or None if no such id."""
         with self._lock:
             record = self._subs.get((api, partner), {}).pop(sub_id, None)
             if record is None:
-                return False
+                return None
+            gone = self._object(record)
             self._objects.pop(record["key"], None)
             with self._tx() as db:
                 db.execute("DELETE FROM subscriptions WHERE id = ?", (record["key"],))
                 db.execute("DELETE FROM jobs WHERE subscription_id = ?", (record["key"],))
                 db.execute("DELETE FROM events WHERE event_id NOT IN (SELECT event_id FROM jobs)")
-        return True
+        return gone
 
     # -- deliveries ----------------------------------------------------------------
     def enqueue(self, partner: str, event_type: str, event_id: str, body: bytes, *, api: str = "v2",
