@@ -278,3 +278,23 @@ def test_an_https_receiver_stuck_in_the_handshake_times_out_at_the_delivery_time
             assert sb.wait_for_deliveries(timeout=10)
             log = sb.deliveries()
             assert len(log) == 2 and all(d["status_code"] is None and "timeout" in d["error"] for d in log)
+
+
+def test_a_receiver_that_never_accepts_the_connection_times_out_at_the_delivery_timeout() -> None:
+    with socket.socket() as full:  # a listen backlog filled up: the next connect waits for a SYN-ACK forever
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        queued = [socket.socket() for _ in range(4)]
+        for s in queued:
+            s.setblocking(False)
+            s.connect_ex(full.getsockname())
+        try:
+            with Sandbox(tokens=[SENTINEL_TOKEN], retry_delays=[0.05], delivery_timeout=0.3) as sb:
+                subscribe(sb, f"http://127.0.0.1:{full.getsockname()[1]}/hook", ["message.sent"])
+                sb.emit("message.sent")
+                assert sb.wait_for_deliveries(timeout=10)
+                log = sb.deliveries()
+                assert len(log) == 2 and all(d["status_code"] is None and "timeout" in d["error"] for d in log)
+        finally:
+            for s in queued:
+                s.close()
