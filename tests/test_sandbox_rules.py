@@ -6,6 +6,7 @@ All over real HTTP: the sandbox's API on a free port, delivering to a real recei
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -555,3 +556,15 @@ def test_a_fault_fails_the_request_before_it_happens_and_an_after_fault_after() 
         assert api(sb, "POST", PATH, json=body).status_code == 503  # the create is lost on the way back...
         [sub] = api(sb, "GET", PATH).json()["webhook_subscriptions"]  # ...but it happened
         assert sub["webhook_url"] == "https://example.com/hook"
+
+
+def test_an_events_body_is_dropped_once_its_last_delivery_is_done(tmp_path: Path, receiver: Receiver) -> None:
+    state = tmp_path / "state.db"
+    with Sandbox(tokens=[SENTINEL_TOKEN], state=state, retry_delays=[0.01]) as sb:
+        subscribe(sb, receiver.url, ["message.sent"])
+        receiver.fail_next(1, status=503)  # one retry, then delivered: the body is needed until then
+        sb.emit("message.sent")
+        assert sb.wait_for_deliveries(timeout=10)
+        assert [d["ok"] for d in sb.deliveries()] == [False, True]
+        with sqlite3.connect(state) as db:  # the state file, as the operator's disk holds it
+            assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
