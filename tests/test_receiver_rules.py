@@ -94,6 +94,11 @@ def test_the_record_takes_event_fields_from_the_body_and_ids_from_the_headers() 
         rec = r.requests[-1]
         assert (rec["subscription_id"], rec["event_type"], rec["event_id"], rec["verified"]) == (None, None, None,
                                                                                                  None)
+        # a hostile sender's long fields are kept to their first 200 characters, exactly
+        requests.post(r.url, data=json.dumps({"event_id": "i" * 201 + "!", "event_type": "t" * 200 + "!"}),
+                      timeout=TIMEOUT)
+        rec = r.requests[-1]
+        assert (rec["event_id"], rec["event_type"]) == ("i" * 200, "t" * 200)
 
 
 def test_secret_rules_say_what_is_wrong_without_showing_it() -> None:

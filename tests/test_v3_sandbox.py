@@ -124,3 +124,16 @@ def test_a_v3_subscription_deleted_while_its_delivery_is_at_the_receiver_keeps_i
     page = requests.get(sandbox.url + "/_sandbox/deliveries", params={"subscription_id": uid},
                         headers=v3.auth_headers(SENTINEL_TOKEN), timeout=5).json()
     assert [a["subscription_id"] for a in page["deliveries"]] == [uid]
+
+
+def test_a_v3_update_to_another_subscriptions_target_url_is_a_409_that_names_it(sandbox: Sandbox) -> None:
+    first = _v3(sandbox, "POST", json={"target_url": "https://example.com/a", "subscribed_events": ["message.sent"]})
+    other = _v3(sandbox, "POST", json={"target_url": "https://example.com/b", "subscribed_events": ["message.sent"]})
+    first_id, other_id = first.json()["id"], other.json()["id"]
+    taken = _v3(sandbox, "PUT", f"/{other_id}", json={"target_url": "https://example.com/a"})
+    assert taken.status_code == 409
+    assert taken.json()["error"] == {
+        "status": 409, "code": 1005,
+        "message": f"target_url https://example.com/a is already used by webhook subscription {first_id}; "
+                   "each target_url can be used once per account"}
+    assert _v3(sandbox, "GET", f"/{other_id}").json()["target_url"] == "https://example.com/b"  # unchanged

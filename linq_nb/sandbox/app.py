@@ -499,8 +499,8 @@ class SandboxApp:
                                         secret=secret, unique_url=version.UNIQUE_URL)
         except LimitReached as exc:
             raise ApiError(422, str(exc), code="subscription_limit_reached", number=1005) from None
-        except Conflict as exc:
-            raise ApiError(409, str(exc), code="conflict", number=1005) from None
+        except Conflict as exc:  # v3 only (v2 allows a URL twice); v3's code for a 409 is its default, 1005
+            raise ApiError(409, str(exc)) from None
         self._changed(partner, api, None, created)
         return Reply(201, version.created_body(created, secret))
 
@@ -513,8 +513,8 @@ class SandboxApp:
             body = self._subscription_body(request, api, create=False)
             try:
                 change = self.store.update(partner, sid, body, api=api, unique_url=version.UNIQUE_URL)
-            except Conflict as exc:
-                raise ApiError(409, str(exc), code="conflict", number=1005) from None
+            except Conflict as exc:  # as for a create
+                raise ApiError(409, str(exc)) from None
             before, after = self._found(change, sid)
             self._changed(partner, api, before, after)
             return Reply(200, version.item_body(after))
