@@ -202,7 +202,8 @@ def wire() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
     @Request.application
     def app(request: Request) -> Response:
-        seen.append({"method": request.environ["REQUEST_METHOD"], "path": request.path})
+        seen.append({"method": request.environ["REQUEST_METHOD"], "path": request.path,
+                     "query": request.environ.get("QUERY_STRING", "")})
         if request.path == "/moved":
             return Response("", 307, headers={"Location": "/elsewhere"})
         return Response("{}", 200, mimetype="application/json")
@@ -568,3 +569,13 @@ def test_an_events_body_is_dropped_once_its_last_delivery_is_done(tmp_path: Path
         assert [d["ok"] for d in sb.deliveries()] == [False, True]
         with sqlite3.connect(state) as db:  # the state file, as the operator's disk holds it
             assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
+
+
+def test_a_webhook_url_without_a_path_is_delivered_to_slash_and_a_query_is_kept(
+        sandbox: Sandbox, wire: tuple[str, list[dict[str, Any]]]) -> None:
+    url, seen = wire
+    subscribe(sandbox, url, ["message.sent"])  # http://127.0.0.1:PORT, no path at all
+    subscribe(sandbox, url + "/hook?team=7&x=a%20b", ["message.sent"])
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert sorted((s["path"], s["query"]) for s in seen) == [("/", ""), ("/hook", "team=7&x=a%20b")]
