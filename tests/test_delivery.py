@@ -298,3 +298,32 @@ def test_a_receiver_that_never_accepts_the_connection_times_out_at_the_delivery_
         finally:
             for s in queued:
                 s.close()
+
+
+def test_an_attempt_cut_short_by_a_stop_is_logged_and_retried_as_soon_as_the_sandbox_is_back(
+        tmp_path: Any) -> None:
+    arrived, release, calls = threading.Event(), threading.Event(), []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        calls.append(request.path)
+        if len(calls) == 1:  # the first attempt is still at the receiver when the sandbox stops
+            arrived.set()
+            release.wait(10)
+        return Response("ok")
+
+    receiver = ServerThread(app).start()
+    state = tmp_path / "state.db"
+    try:
+        with Sandbox(tokens=[SENTINEL_TOKEN], state=state, retry_delays=[60]) as sb:
+            subscribe(sb, receiver.url + "/hook", ["message.sent"])
+            sb.emit("message.sent")
+            assert arrived.wait(10)
+        release.set()
+        with Sandbox(tokens=[SENTINEL_TOKEN], state=state, retry_delays=[60]) as sb:
+            assert sb.wait_for_deliveries(timeout=10)  # at once, not after the 60 s of a normal retry
+            assert [(d["attempt"], d["status_code"], d["error"]) for d in sb.deliveries()] == [
+                (1, None, "interrupted: the sandbox stopped during the attempt"), (2, 200, None)]
+    finally:
+        release.set()
+        receiver.stop()
