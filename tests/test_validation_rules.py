@@ -84,6 +84,8 @@ def test_version_must_be_the_integer_2() -> None:
     assert version_problems(2) == []
     for bad in (3, 1, "2", 2.0, True, None):
         assert version_problems(bad) == [f"version must be 2 for the v2 API, got {bad!r}"]
+    long = "v" * 50  # echoed cut to 40 characters: 39 of its repr, then an ellipsis
+    assert version_problems(long) == [f"version must be 2 for the v2 API, got {repr(long)[:39]}…"]
 
 
 def test_subscription_problems_check_presence_then_types_then_values() -> None:
@@ -96,6 +98,8 @@ def test_subscription_problems_check_presence_then_types_then_values() -> None:
     # values are checked only once the types are right, and every value problem is listed
     assert subscription_problems({**GOOD, "webhook_url": "ftp://x/h", "events": ["nope"], "version": 3}) == [
         *url_problems("ftp://x/h"), *events_problems(["nope"]), *version_problems(3)]
+    assert subscription_problems({**GOOD, "secret": ""}) == [
+        "secret must not be empty; leave it out to keep the stored one, or send null for no secret"]
     assert subscription_problems({**GOOD, "webhook_url": "http://example.com/h"},
                                  https_only_unless_loopback=True) == url_problems(
         "http://example.com/h", https_only_unless_loopback=True)
@@ -125,4 +129,6 @@ def test_many_unknown_events_show_the_first_five_cut_short_and_count_the_rest() 
 def test_an_event_named_twice_is_refused_and_named() -> None:
     assert events_problems(["message.sent", "message.read", "message.sent"]) == [
         "events lists 'message.sent' more than once; name each event once"]
+    assert events_problems(["message.sent", "message.read", "message.read", "message.sent"]) == [
+        "events lists 'message.sent', 'message.read' more than once; name each event once"]
     assert events_problems(["message.sent", "message.read"]) == []
