@@ -254,7 +254,8 @@ def test_caps_are_clear_4xx_and_bodies_are_stored_once(receiver: Receiver) -> No
         for _ in range(3):
             subscribe(sb, receiver.url)
         over = requests.post(sb.url + PATH, json=good(), headers=HDR, timeout=10)
-        assert over.status_code == 422 and "3 subscriptions, the most" in over.json()["message"]
+        assert (over.status_code, over.json()["message"]) == (422, "this partner has 3 subscriptions, the most this "
+                                                                  "sandbox allows; delete some before creating more")
         assert len(sb.subscriptions()) == 3
         big = requests.post(sb.url + "/_sandbox/events", headers=HDR, timeout=10,
                             json={"event_type": "message.sent", "data": {"text": "x" * 6000}})
@@ -606,3 +607,17 @@ def test_a_partner_holds_at_most_two_threads_in_injected_delays(sandbox: Sandbox
     for _ in range(2):  # and the threads are given back: the second wave is held the same way
         took = wave()
         assert len(took) == 5 and sum(1 for s in took if s >= 2) == most  # they slept the 2 s; the rest were not
+
+
+def test_an_event_of_exactly_the_size_cap_is_accepted(receiver: Receiver) -> None:
+    event = {"event_type": "message.sent", "data": {"text": "y" * 3000}}
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_event_bytes=1000) as sb:
+        subscribe(sb, receiver.url)
+        refused = requests.post(sb.url + "/_sandbox/events", headers=HDR, timeout=10, json=event).json()["message"]
+    size = int(refused.split("the event is ")[1].split(" bytes")[0])  # what this event weighs, as delivered
+    for cap, status in ((size, 202), (size - 1, 413)):
+        with Sandbox(tokens=[SENTINEL_TOKEN], max_event_bytes=cap, retry_delays=[]) as sb:
+            subscribe(sb, receiver.url)
+            assert requests.post(sb.url + "/_sandbox/events", headers=HDR, timeout=10,
+                                 json=event).status_code == status, cap
+            assert sb.wait_for_deliveries(timeout=10)

@@ -417,6 +417,10 @@ def test_the_store_reads_and_deletes_v2_by_default_and_deleting_nothing_is_none(
     body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
     sub = store.create("p", body)
     assert store.get("p", sub["id"]) == sub
+    twin = store.create("p", body)  # v2 by default: the same URL twice is two subscriptions
+    assert store.subscriptions("p") == [sub, twin] and store.subscriptions("p", "v3") == []
+    assert store.enqueue("p", "message.sent", "e1", b"{}") == 2  # v2's subscriptions, by default
+    assert store.delete("p", twin["id"]) == twin
     assert store.delete("p", 999) is None  # a partner's unknown id
     assert store.delete("nobody", sub["id"]) is None  # a partner with no subscriptions at all
     assert store.delete("p", sub["id"]) == sub  # what was deleted, as it was

@@ -395,11 +395,12 @@ class Store:
 
     # -- deliveries ----------------------------------------------------------------
     def enqueue(self, partner: str, event_type: str, event_id: str, body: bytes, *, api: str = "v2",
-                phone_number: str | None = None) -> int:
+                phone_number: str | None = None, max_bytes: int | None = None) -> int:
         """Queue ``body`` for every active ``api`` subscription of ``partner`` to ``event_type``.
 
         A subscription with ``phone_numbers`` gets an event about a line only if the line is one of
         them; an event about no line (``phone_number`` None: an account event) reaches it anyway.
+        LimitReached, queueing nothing, if ``body`` is over ``max_bytes`` and some subscription would get it.
         """
         when = time.time()
         with self._tx() as db:
@@ -412,6 +413,9 @@ class Store:
                             or phone_number in r["phone_numbers"].split(","))]
             if not targets:
                 return 0
+            if max_bytes is not None and len(body) > max_bytes:
+                raise LimitReached(f"the event is {len(body)} bytes, over this sandbox's limit of {max_bytes} bytes "
+                                   "for one event; send less data")
             db.execute("INSERT OR REPLACE INTO events (event_id, body) VALUES (?, ?)", (event_id, body))
             db.executemany(  # the body once, in events; each job refers to it
                 "INSERT INTO jobs (partner, subscription_id, event_id, event_type, body, next_at)"
