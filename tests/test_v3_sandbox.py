@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -137,3 +139,46 @@ def test_a_v3_update_to_another_subscriptions_target_url_is_a_409_that_names_it(
         "message": f"target_url https://example.com/a is already used by webhook subscription {first_id}; "
                    "each target_url can be used once per account"}
     assert _v3(sandbox, "GET", f"/{other_id}").json()["target_url"] == "https://example.com/b"  # unchanged
+
+
+def _collector() -> tuple[ServerThread, list[dict[str, Any]]]:
+    got: list[dict[str, Any]] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        got.append(json.loads(request.get_data()))
+        return Response("ok")
+
+    return ServerThread(app).start(), got
+
+
+def test_a_v3_subscription_with_several_lines_gets_the_events_of_each_and_only_those() -> None:
+    server, got = _collector()
+    try:
+        with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+            created = _v3(sb, "POST", json={"target_url": server.url + "/hook", "subscribed_events": ["message.sent"],
+                                            "phone_numbers": ["+12025550101", "+12025550102"]})
+            assert created.status_code == 201, created.text
+            for line in ("+12025550102", "+12025550199", "+12025550101"):
+                sb.emit("message.sent", phone_number=line)
+            assert sb.wait_for_deliveries(timeout=10)
+    finally:
+        server.stop()
+    assert len(got) == 2  # the second and the first line's; not the third's
+
+
+def test_v3_events_name_their_own_partner() -> None:
+    server, got = _collector()
+    try:
+        with Sandbox(tokens=["tok_alice", "tok_bob"], deliver_to=["127.0.0.1"]) as sb:  # shared: 2 partners
+            for token in ("tok_alice", "tok_bob"):
+                requests.post(sb.url + v3.COLLECTION_PATH, headers=v3.auth_headers(token), timeout=5,
+                              json={"target_url": server.url + "/hook", "subscribed_events": ["message.sent"]})
+                sb.emit("message.sent", token=token)
+                sb.emit("message.sent", token=token)
+            assert sb.wait_for_deliveries(timeout=10)
+    finally:
+        server.stop()
+    ids = [body["partner_id"] for body in got]
+    assert len(ids) == 4 and len(set(ids)) == 2 and "sandbox" not in ids  # one id per partner, never the default
+    assert len({body["event_id"] for body in got}) == 4

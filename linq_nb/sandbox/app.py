@@ -536,7 +536,7 @@ class SandboxApp:
     def _emit_form(self, partner: str, api: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Queue one event, in version ``api``'s envelope, for that version's matching subscriptions."""
         version = wire.get(api)
-        envelope = version.make_envelope(event_type, data, event_id=str(uuid.uuid4()), partner_id=partner)
+        envelope = version.make_envelope(event_type, data, partner_id=partner)  # a new event_id each time
         body = version.encode(envelope)
         queued = self.store.enqueue(partner, event_type, envelope["event_id"], body, api=api,  # size: see enqueue
                                     phone_number=version.event_phone_number(data), max_bytes=self.caps.max_event_bytes)
