@@ -59,6 +59,38 @@ def test_url_problems_name_the_url_and_the_rule() -> None:
     assert url_problems("https://example.com/a\x00b") == [f"webhook_url 'https://example.com/a\\x00b' {control}"]
 
 
+
+@pytest.mark.parametrize("char, refused", [
+    ("\x1f", True), ("~", False), ("\x7f", True), ("\x80", True), ("\x9f", True),  # C0, DEL and C1 controls
+    ("\ud7ff", False), ("\ud800", True), ("\udfff", True), ("\ue000", False),  # lone surrogates; then private use
+])
+def test_control_characters_and_surrogates_are_refused_to_the_code_point(char: str, refused: bool) -> None:
+    url = f"https://example.com/a{char}b"
+    control = [f"webhook_url {url!r} must not contain control characters; type the URL again by hand"]
+    assert url_problems(url) == (control if refused else [])
+
+
+HOST_RULE = "is not a valid host name (letters, digits and hyphens between dots)"
+
+
+@pytest.mark.parametrize("host, problem", [
+    ("[2001:db8::1]", None),  # an IPv6 literal: an address, not a name
+    ("10.0.0.1", None),
+    ("example.com.", None),  # a fully qualified name's last dot
+    ("example.com-", HOST_RULE),
+    ("bad-.com.", HOST_RULE),
+    ("example.c-.", HOST_RULE),
+    ("a..com", "is not a valid host name"),  # an empty label: IDNA cannot encode it
+    (("a" * 63 + ".") * 3 + "b" * 61, None),  # 253 characters: the longest name DNS allows
+    (("a" * 63 + ".") * 3 + "b" * 62, HOST_RULE),  # 254
+])
+def test_host_names_follow_dns(host: str, problem: str | None) -> None:
+    url = f"https://{host}/h"
+    name = host.strip("[]")
+    shown = repr(url) if len(repr(url)) <= 60 else repr(url)[:59] + "…"
+    host_shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:39] + "…"
+    assert url_problems(url) == ([] if problem is None else [f"webhook_url {shown}: the host {host_shown} {problem}"])
+
 def test_plain_http_is_refused_only_off_loopback_and_only_when_asked() -> None:
     assert url_problems("http://example.com/h") == []
     assert url_problems("http://example.com/h", https_only_unless_loopback=True) == [
