@@ -182,3 +182,47 @@ def test_v3_events_name_their_own_partner() -> None:
     ids = [body["partner_id"] for body in got]
     assert len(ids) == 4 and len(set(ids)) == 2 and "sandbox" not in ids  # one id per partner, never the default
     assert len({body["event_id"] for body in got}) == 4
+
+
+def test_a_v3_create_on_a_taken_target_url_is_a_409_naming_the_holder_and_the_way_out(sandbox: Sandbox) -> None:
+    long_url = "https://example.com/" + "p" * 300  # echoed to its first 200 characters
+    first = _v3(sandbox, "POST", json={"target_url": long_url, "subscribed_events": ["message.sent"]}).json()
+    taken = _v3(sandbox, "POST", json={"target_url": long_url, "subscribed_events": ["message.read"]})
+    assert (taken.status_code, taken.json()["error"]["message"]) == (409, (
+        f"target_url {long_url[:200]} is already used by webhook subscription {first['id']}; each target_url can be "
+        "used once per account: update that subscription, or make the URL unique (for example add ?line=2)"))
+
+
+def test_a_v3_subscription_keeps_its_routing_headers_and_a_delivery_carries_the_chat_id() -> None:
+    server_got: list[Request] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        request.get_data()
+        server_got.append(request)
+        return Response("ok")
+
+    server = ServerThread(app).start()
+    try:
+        with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+            body = {"target_url": server.url + "/hook", "subscribed_events": ["message.received"],
+                    "routing_key_header": "X-Route-Key", "routing_id_header": "X-Route-Chat"}
+            created = _v3(sb, "POST", json=body).json()
+            assert (created["routing_key_header"], created["routing_id_header"]) == ("X-Route-Key", "X-Route-Chat")
+            assert _v3(sb, "GET", f"/{created['id']}").json()["routing_id_header"] == "X-Route-Chat"
+            sb.emit("message.received")
+            assert sb.wait_for_deliveries(timeout=10)
+    finally:
+        server.stop()
+    [request] = server_got
+    assert request.headers["X-Route-Chat"] == json.loads(request.get_data())["data"]["chat"]["id"]
+
+
+def test_a_subscription_created_without_active_is_active_and_receives(sandbox: Sandbox, receiver: Receiver) -> None:
+    body = {"webhook_url": receiver.url, "events": ["message.sent"], "version": 2}  # no "active"
+    created = requests.post(sandbox.url + v2.COLLECTION_PATH, json=v2.request_body(body),
+                            headers=v2.auth_headers(SENTINEL_TOKEN), timeout=5).json()["webhook_subscription"]
+    assert created["active"] is True
+    sandbox.emit("message.sent")
+    assert sandbox.wait_for_deliveries(timeout=10)
+    assert [d["subscription_id"] for d in sandbox.deliveries()] == [created["id"]]  # the stored row is active too

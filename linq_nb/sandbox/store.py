@@ -162,11 +162,7 @@ def _record(row: Sequence[Any]) -> dict[str, Any]:
 
 
 class Conflict(ValueError):
-    """A v3 ``target_url`` is in use by another subscription of the partner (``holder``: its id)."""
-
-    def __init__(self, message: str, holder: object) -> None:
-        super().__init__(message)
-        self.holder = holder
+    """A v3 ``target_url`` is in use by another subscription of the partner; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +307,7 @@ class Store:
         Conflict if ``unique_url`` and another of its ``api`` subscriptions has this URL.
         ``secret`` is the secret to keep when the body does not carry one (v3 makes its own).
         """
-        fields = wire.get(api).record_fields(body, create=True)
+        fields = wire.get(api).record_fields(body, create=True)  # a create's fields always say "active"
         stamp = now_iso()
         secret = fields.get("secret") or secret
         uid = str(uuid.uuid4()) if api != "v2" else None
@@ -323,20 +319,20 @@ class Store:
             if holder is not None:
                 raise Conflict(f"target_url {fields['url'][:200]} is already used by webhook subscription "
                                f"{holder['id']}; each target_url can be used once per account: update that "
-                               "subscription, or make the URL unique (for example add ?line=2)", holder["id"])
+                               "subscription, or make the URL unique (for example add ?line=2)")
             phones = fields.get("phone_numbers")
             cur = self._db.execute(
                 "INSERT INTO subscriptions (partner, api, uid, webhook_url, version, events, active, secret,"
                 " phone_numbers, routing_key_header, routing_id_header, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (partner, api, uid, fields["url"], fields["version"], ",".join(fields["events"]),
-                 int(fields.get("active", True)), secret, ",".join(phones) if phones else None,
+                 int(fields["active"]), secret, ",".join(phones) if phones else None,
                  fields.get("routing_key_header"), fields.get("routing_id_header"), stamp, stamp),
             )
             key = int(cur.lastrowid or 0)
             record = {"key": key, "api": api, "id": uid if uid is not None else key, "url": fields["url"],
                       "version": fields["version"], "events": list(fields["events"]),
-                      "active": bool(fields.get("active", True)), "has_secret": secret is not None,
+                      "active": bool(fields["active"]), "has_secret": secret is not None,
                       "last_delivered_at": None, "delivery_attempts": 0, "created_at": stamp, "updated_at": stamp,
                       "phone_numbers": list(phones) if phones else None,
                       "routing_key_header": fields.get("routing_key_header"),
@@ -361,7 +357,7 @@ class Store:
                 holder = self._holder(partner, api, fields["url"], other_than=sub_id)
                 if holder is not None:
                     raise Conflict(f"target_url {fields['url'][:200]} is already used by webhook subscription "
-                                   f"{holder['id']}; each target_url can be used once per account", holder["id"])
+                                   f"{holder['id']}; each target_url can be used once per account")
             new = {**record, **{k: v for k, v in fields.items() if k != "secret"}, "updated_at": stamp}
             if "secret" in fields:
                 new["has_secret"] = fields["secret"] is not None
