@@ -583,3 +583,41 @@ def test_a_webhook_url_without_a_path_is_delivered_to_slash_and_a_query_is_kept(
     sandbox.emit("message.sent")
     assert sandbox.wait_for_deliveries(timeout=10)
     assert sorted((s["path"], s["query"]) for s in seen) == [("/", ""), ("/hook", "team=7&x=a%20b")]
+
+
+def _padded(size: int) -> bytes:
+    """A JSON object of exactly ``size`` bytes."""
+    body = b'{"fail_next": 0, "pad": ""}'
+    return body[:-2] + b"x" * (size - len(body)) + b'"}'
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_a_413(chunked: bool) -> None:
+    # Waitress counts a chunked body and passes its length on; a WSGI server that does not (werkzeug's,
+    # serving the same app here) leaves the app to read one byte past the limit to tell.
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_body_bytes=300) as sb:
+        server = ServerThread(sb.app, server="werkzeug").start() if chunked else None
+        url = (server.url if server else sb.url) + "/_sandbox/faults"
+
+        def post(body: bytes) -> requests.Response:
+            data: Any = iter([body[:100], body[100:]]) if chunked else body
+            return requests.post(url, data=data, timeout=10, headers={
+                "X-LINQ-INTEGRATION-TOKEN": SENTINEL_TOKEN, "Content-Type": "application/json"})
+
+        assert post(_padded(300)).status_code == 200
+        over = post(_padded(301))
+        expected = ("request body is over the 300-byte limit" if chunked
+                    else "request body of 301 bytes is over the 300-byte limit")
+        assert _refusal(over) == (413, expected)
+        if server:
+            server.stop()
+
+
+def test_v3_says_1003_for_a_body_that_is_empty_or_not_utf8() -> None:
+    from linq_nb.wire import v3
+
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        for body in (b"", b"  ", b'{"target_url": "\xff"}'):
+            resp = requests.post(sb.url + v3.COLLECTION_PATH, data=body, timeout=10,
+                                 headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
+            assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003), body
