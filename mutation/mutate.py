@@ -16,7 +16,9 @@ starting modules (and cuts the one running) when the time is up; the report then
 
 mutmut copies the package into ``mutants/`` with every mutant built in, runs the suite once to learn
 which tests reach which function, then runs each mutant against only the tests that reach its
-function. So each module's run selects the tests that matter for it.
+function. So each module's run selects the tests that matter for it. mutmut traces a test only the first
+time it sees it: a test that is changed to reach a new function is not run against that function's mutants
+until ``mutants/`` is removed (a full run), so a test written to kill a survivor is best a new test.
 
 The report gives, per module: mutants, killed, equivalent, survived, and the score
 ``killed / (mutants - equivalent)``; then every surviving mutant as a diff. A survivor is either
