@@ -617,11 +617,11 @@ def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_a_413(chunked:
             server.stop()
 
 
-def test_v3_says_1003_for_a_body_that_is_empty_or_not_utf8() -> None:
+def test_v3_says_1003_for_a_body_that_is_empty_not_utf8_or_not_json() -> None:
     from linq_nb.wire import v3
 
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
-        for body in (b"", b"  ", b'{"target_url": "\xff"}'):
+        for body in (b"", b"  ", b'{"target_url": "\xff"}', b"{bad", b"[" * 100_000):  # ...not JSON, too deep
             resp = requests.post(sb.url + v3.COLLECTION_PATH, data=body, timeout=10,
                                  headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
             assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003), body
