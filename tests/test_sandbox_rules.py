@@ -625,3 +625,18 @@ def test_v3_says_1003_for_a_body_that_is_empty_not_utf8_or_not_json() -> None:
             resp = requests.post(sb.url + v3.COLLECTION_PATH, data=body, timeout=10,
                                  headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
             assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003), body
+
+
+def test_due_jobs_skips_the_partners_asked_and_fills_the_limit() -> None:
+    store = Store()
+    body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}
+    for partner in ("a", "b", "c"):
+        store.create(partner, body)
+        for n in range(3):
+            store.enqueue(partner, "message.sent", f"{partner}{n}", b"{}")
+    now = time.time() + 1
+    jobs, _ = store.due_jobs(now, [], 10, skip_partners=["a", "b"])
+    assert sorted(j.event_id for j in jobs) == ["c0", "c1", "c2"]
+    jobs, next_at = store.due_jobs(now, [], 3, skip_partners=["a"])
+    assert len(jobs) == 3 and {j.partner for j in jobs} == {"b"}  # the limit, filled, oldest first
+    store.close()
