@@ -640,3 +640,14 @@ def test_due_jobs_skips_the_partners_asked_and_fills_the_limit() -> None:
     jobs, next_at = store.due_jobs(now, [], 3, skip_partners=["a"])
     assert len(jobs) == 3 and {j.partner for j in jobs} == {"b"}  # the limit, filled, oldest first
     store.close()
+
+
+def test_due_jobs_says_when_the_next_is_due_and_a_job_is_due_at_that_instant() -> None:
+    store = Store()
+    store.create("p", {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2})
+    store.enqueue("p", "message.sent", "e1", b"{}")
+    jobs, at = store.due_jobs(0.0, [], 10)  # long before: nothing due, and when it will be
+    assert jobs == [] and at is not None
+    jobs, later = store.due_jobs(at, [], 10)  # at that very instant it is due, and nothing is later
+    assert [j.event_id for j in jobs] == ["e1"] and later is None
+    store.close()

@@ -226,3 +226,25 @@ def test_a_subscription_created_without_active_is_active_and_receives(sandbox: S
     sandbox.emit("message.sent")
     assert sandbox.wait_for_deliveries(timeout=10)
     assert [d["subscription_id"] for d in sandbox.deliveries()] == [created["id"]]  # the stored row is active too
+
+
+def test_a_job_queued_by_an_older_sandbox_is_delivered_with_the_body_it_kept(tmp_path: Path) -> None:
+    from linq_nb.sandbox.store import partner_key
+
+    server, got = _collector()
+    state = tmp_path / "old.db"
+    db = sqlite3.connect(state)
+    db.executescript(_OLD_SCHEMA)  # before bodies moved to their own table: each job kept its body inline
+    db.execute("INSERT INTO subscriptions (partner, webhook_url, version, events, active, secret, created_at,"
+               " updated_at) VALUES (?, ?, 2, 'message.sent', 1, NULL, 't', 't')",
+               (partner_key(SENTINEL_TOKEN), server.url + "/hook"))
+    db.execute("INSERT INTO jobs (partner, subscription_id, event_id, event_type, body, next_at) VALUES (?, 1,"
+               " 'old-1', 'message.sent', ?, 0)", (partner_key(SENTINEL_TOKEN), b'{"event_id": "old-1"}'))
+    db.commit()
+    db.close()
+    try:
+        with Sandbox(tokens=[SENTINEL_TOKEN], state=state) as sb:
+            assert sb.wait_for_deliveries(timeout=10)
+    finally:
+        server.stop()
+    assert got == [{"event_id": "old-1"}]
