@@ -6,7 +6,6 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -141,12 +140,14 @@ def test_a_v3_update_to_another_subscriptions_target_url_is_a_409_that_names_it(
     assert _v3(sandbox, "GET", f"/{other_id}").json()["target_url"] == "https://example.com/b"  # unchanged
 
 
-def _collector() -> tuple[ServerThread, list[dict[str, Any]]]:
-    got: list[dict[str, Any]] = []
+def _collector() -> tuple[ServerThread, list[Request]]:
+    """A receiver on a free port that answers 200 and keeps every request it got (body read)."""
+    got: list[Request] = []
 
     @Request.application
     def app(request: Request) -> Response:
-        got.append(json.loads(request.get_data()))
+        request.get_data()
+        got.append(request)
         return Response("ok")
 
     return ServerThread(app).start(), got
@@ -179,9 +180,10 @@ def test_v3_events_name_their_own_partner() -> None:
             assert sb.wait_for_deliveries(timeout=10)
     finally:
         server.stop()
-    ids = [body["partner_id"] for body in got]
+    bodies = [json.loads(r.get_data()) for r in got]
+    ids = [body["partner_id"] for body in bodies]
     assert len(ids) == 4 and len(set(ids)) == 2 and "sandbox" not in ids  # one id per partner, never the default
-    assert len({body["event_id"] for body in got}) == 4
+    assert len({body["event_id"] for body in bodies}) == 4
 
 
 def test_a_v3_create_on_a_taken_target_url_is_a_409_naming_the_holder_and_the_way_out(sandbox: Sandbox) -> None:
@@ -194,15 +196,7 @@ def test_a_v3_create_on_a_taken_target_url_is_a_409_naming_the_holder_and_the_wa
 
 
 def test_a_v3_subscription_keeps_its_routing_headers_and_a_delivery_carries_the_chat_id() -> None:
-    server_got: list[Request] = []
-
-    @Request.application
-    def app(request: Request) -> Response:
-        request.get_data()
-        server_got.append(request)
-        return Response("ok")
-
-    server = ServerThread(app).start()
+    server, server_got = _collector()
     try:
         with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
             body = {"target_url": server.url + "/hook", "subscribed_events": ["message.received"],
@@ -247,4 +241,4 @@ def test_a_job_queued_by_an_older_sandbox_is_delivered_with_the_body_it_kept(tmp
             assert sb.wait_for_deliveries(timeout=10)
     finally:
         server.stop()
-    assert got == [{"event_id": "old-1"}]
+    assert [json.loads(r.get_data()) for r in got] == [{"event_id": "old-1"}]
