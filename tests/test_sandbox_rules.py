@@ -627,6 +627,16 @@ def test_v3_says_1003_for_a_body_that_is_empty_not_utf8_or_not_json() -> None:
             assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003), body
 
 
+def test_v3_says_1003_for_a_lone_surrogate_escape() -> None:
+    from linq_nb.wire import v3
+
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        resp = requests.post(sb.url + v3.COLLECTION_PATH, data=b'{"target_url": "https://example.com/\\ud800"}',
+                             timeout=10, headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
+        assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003)
+        assert "lone UTF-16 surrogate" in resp.json()["error"]["message"]
+        assert sb.subscriptions(api="v3") == []
+
 def test_due_jobs_skips_the_partners_asked_and_fills_the_limit() -> None:
     store = Store()
     body = {"webhook_url": "https://example.com/h", "events": ["message.sent"], "version": 2}

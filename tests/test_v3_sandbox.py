@@ -77,6 +77,17 @@ def test_the_caps_count_both_versions(tmp_path: Path) -> None:
         assert full.status_code == 422 and "2 subscriptions" in full.json()["error"]["message"]
 
 
+def test_the_cap_is_subscription_limit_reached_in_v2_and_1005_in_v3() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN], max_subscriptions=1) as sb:
+        assert _v3(sb, "POST", json={"target_url": "https://example.com/a",
+                                     "subscribed_events": ["message.sent"]}).status_code == 201
+        body = v2.request_body({"webhook_url": "https://example.com/b", "events": ["message.sent"], "version": 2})
+        over_v2 = requests.post(sb.url + v2.COLLECTION_PATH, json=body, headers=v2.auth_headers(SENTINEL_TOKEN),
+                                timeout=5)
+        assert (over_v2.status_code, over_v2.json()["error_code"]) == (422, "subscription_limit_reached")
+        over_v3 = _v3(sb, "POST", json={"target_url": "https://example.com/c", "subscribed_events": ["message.sent"]})
+        assert (over_v3.status_code, over_v3.json()["error"]["code"]) == (422, 1005)
+
 def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox, receiver: Receiver) -> None:
     def trigger(body: object) -> requests.Response:
         return requests.post(sandbox.url + "/_sandbox/events", json=body, headers=v3.auth_headers(SENTINEL_TOKEN),
