@@ -296,13 +296,15 @@ class Equivalent:
 
 
 def load_equivalents() -> list[Equivalent]:
-    """``function | the mutated line(s) | reason``, one per line; # starts a comment."""
+    """``function | the mutated line(s) | reason``, one per line; # starts a comment. The change is what lies
+    between the first and the last " | ", so it may hold one itself (``x: A | None``); a reason may not."""
     out = []
     for line in EQUIVALENT_FILE.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        function, change, reason = (part.strip() for part in line.split(" | ", 2))
-        out.append(Equivalent(function, change, reason))
+        function, _, rest = line.partition(" | ")
+        change, _, reason = rest.rpartition(" | ")
+        out.append(Equivalent(function.strip(), change.strip(), reason.strip()))
     return out
 
 

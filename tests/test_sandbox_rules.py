@@ -632,7 +632,8 @@ def test_v3_says_1003_for_a_lone_surrogate_escape() -> None:
 
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
         resp = requests.post(sb.url + v3.COLLECTION_PATH, data=b'{"target_url": "https://example.com/\\ud800"}',
-                             timeout=10, headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
+                             timeout=10,
+                             headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
         assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003)
         assert "lone UTF-16 surrogate" in resp.json()["error"]["message"]
         assert sb.subscriptions(api="v3") == []
@@ -661,3 +662,74 @@ def test_due_jobs_says_when_the_next_is_due_and_a_job_is_due_at_that_instant() -
     jobs, later = store.due_jobs(at, [], 10)  # at that very instant it is due, and nothing is later
     assert [j.event_id for j in jobs] == ["e1"] and later is None
     store.close()
+
+
+def test_no_event_rate_means_no_limit_on_triggered_events() -> None:
+    for rate, expected in (((2, 60.0), [202, 202, 429]), (None, [202, 202, 202])):
+        with Sandbox(tokens=[SENTINEL_TOKEN], event_rate=rate) as sb:
+            codes = [api(sb, "POST", "/_sandbox/events", json={"event_type": "message.sent"}).status_code
+                     for _ in range(3)]
+            assert codes == expected, rate
+
+
+def test_an_unknown_path_says_where_its_versions_api_lives() -> None:
+    from linq_nb.wire import v3
+
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        for path, collection in (("/api/partner/v3/nope", v3.COLLECTION_PATH), ("/nope", PATH)):
+            resp = requests.get(sb.url + path, headers=v3.auth_headers(SENTINEL_TOKEN), timeout=10)
+            message = resp.json()["error"]["message"] if path.startswith("/api") else resp.json()["message"]
+            assert (resp.status_code, message) == (404, f"no such endpoint: {path!r}; the API lives under {collection}")
+
+
+def test_a_method_not_allowed_is_quoted_to_20_characters() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        resp = api(sb, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", PATH)  # any token is a method to HTTP; 26 letters
+        assert _refusal(resp) == (405, f"ABCDEFGHIJKLMNOPQRST is not allowed on {PATH!r}; use GET, POST")
+        assert resp.headers["Allow"] == "GET, POST"
+
+
+def test_the_health_route_answers_200_ok_without_a_token() -> None:
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        resp = requests.get(sb.url + "/_sandbox/health", timeout=10)
+        assert (resp.status_code, resp.json()) == (200, {"ok": True})
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_one_partners_held_delays_do_not_use_up_anothers(after: bool) -> None:
+    # max_delayed counts each partner's own requests held in an injected delay; partner A holding the most
+    # allowed must leave partner B's delay to be served in full
+    with Sandbox(tokens=[SENTINEL_TOKEN, OTHER_TOKEN]) as sb:
+        sb.app.caps = Caps(max_delayed=1)
+        sb.fail_next(1, status=None, delay=5, after=after, token=SENTINEL_TOKEN)
+        held = threading.Thread(target=api, args=(sb, "GET", PATH))
+        held.start()
+        deadline = time.monotonic() + 10
+        while sum(sb.app._delayed.values()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sum(sb.app._delayed.values()) == 1  # A's request is held
+        sb.fail_next(1, status=503, delay=0.5, after=after, token=OTHER_TOKEN)
+        start = time.monotonic()
+        assert api(sb, "GET", PATH, token=OTHER_TOKEN).status_code == 503
+        assert time.monotonic() - start >= 0.5  # B's delay was served, not skipped as if B held A's slot
+        held.join(timeout=15)
+
+
+def test_v3_routes_are_rate_limited_and_fault_after_in_v3s_error_shape() -> None:
+    from linq_nb.wire import v3
+
+    def v3_request(sb: Sandbox, method: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, sb.url + v3.COLLECTION_PATH, headers=v3.auth_headers(SENTINEL_TOKEN),
+                                timeout=10, **kwargs)
+
+    with Sandbox(tokens=[SENTINEL_TOKEN], rate_limit=(1, 60)) as sb:
+        assert v3_request(sb, "GET").status_code == 200
+        limited = v3_request(sb, "GET")
+        assert (limited.status_code, limited.json()["error"]["code"], limited.headers["Retry-After"]) == (
+            429, 1007, "60")
+    with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
+        sb.fail_next(1, status=503, after=True)
+        lost = v3_request(sb, "POST", json={"target_url": "https://example.com/h",
+                                            "subscribed_events": ["message.sent"]})
+        assert (lost.status_code, lost.json()["error"]["code"]) == (503, 4004)
+        assert [s["target_url"] for s in sb.subscriptions(api="v3")] == ["https://example.com/h"]  # it happened

@@ -147,14 +147,13 @@ class ApiError(Exception):
     """
 
     def __init__(self, status: int, message: str, errors: Iterable[str] = (), *, code: str | int | None = None,
-                 number: int | None = None, headers: dict[str, str] | None = None) -> None:
+                 number: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = list(errors) or [message]
         self.code = code
         self.number = number
-        self.headers = headers or {}
 
 
 def error_reply(api: str | None, status: int, message: str, errors: Iterable[str] = (), *,
@@ -419,8 +418,7 @@ class SandboxApp:
         try:
             reply: Reply = getattr(self, f"_route_{endpoint}")(request, partner, **kwargs)
         except ApiError as exc:
-            reply = error_reply(api_version, exc.status, exc.message, exc.errors, code=exc.code,
-                                number=exc.number, headers=exc.headers)
+            reply = error_reply(api_version, exc.status, exc.message, exc.errors, code=exc.code, number=exc.number)
         if fault and fault.after:
             self._sleep(partner, fault.delay)
             if fault.status is not None:
