@@ -23,6 +23,7 @@ from linq_nb.sandbox import Caps, Sandbox
 from linq_nb.sandbox.store import Store
 from tests.conftest import SENTINEL_TOKEN
 from tests.test_delivery import subscribe
+from tests.test_v3_sandbox import _v3
 
 PATH = "/api/partner/v2/webhook_subscriptions"
 OTHER_TOKEN = "tok_other_partner"
@@ -618,25 +619,19 @@ def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_a_413(chunked:
 
 
 def test_v3_says_1003_for_a_body_that_is_empty_not_utf8_or_not_json() -> None:
-    from linq_nb.wire import v3
-
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
         for body in (b"", b"  ", b'{"target_url": "\xff"}', b"{bad", b"[" * 100_000):  # ...not JSON, too deep
-            resp = requests.post(sb.url + v3.COLLECTION_PATH, data=body, timeout=10,
-                                 headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
+            resp = _v3(sb, "POST", data=body)
             assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003), body
 
 
 def test_v3_says_1003_for_a_lone_surrogate_escape() -> None:
-    from linq_nb.wire import v3
-
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
-        resp = requests.post(sb.url + v3.COLLECTION_PATH, data=b'{"target_url": "https://example.com/\\ud800"}',
-                             timeout=10,
-                             headers={**v3.auth_headers(SENTINEL_TOKEN), "Content-Type": "application/json"})
+        resp = _v3(sb, "POST", data=b'{"target_url": "https://example.com/\\ud800"}')
         assert (resp.status_code, resp.json()["error"]["code"]) == (400, 1003)
         assert "lone UTF-16 surrogate" in resp.json()["error"]["message"]
         assert sb.subscriptions(api="v3") == []
+
 
 def test_due_jobs_skips_the_partners_asked_and_fills_the_limit() -> None:
     store = Store()
@@ -716,20 +711,13 @@ def test_one_partners_held_delays_do_not_use_up_anothers(after: bool) -> None:
 
 
 def test_v3_routes_are_rate_limited_and_fault_after_in_v3s_error_shape() -> None:
-    from linq_nb.wire import v3
-
-    def v3_request(sb: Sandbox, method: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, sb.url + v3.COLLECTION_PATH, headers=v3.auth_headers(SENTINEL_TOKEN),
-                                timeout=10, **kwargs)
-
     with Sandbox(tokens=[SENTINEL_TOKEN], rate_limit=(1, 60)) as sb:
-        assert v3_request(sb, "GET").status_code == 200
-        limited = v3_request(sb, "GET")
+        assert _v3(sb, "GET").status_code == 200
+        limited = _v3(sb, "GET")
         assert (limited.status_code, limited.json()["error"]["code"], limited.headers["Retry-After"]) == (
             429, 1007, "60")
     with Sandbox(tokens=[SENTINEL_TOKEN]) as sb:
         sb.fail_next(1, status=503, after=True)
-        lost = v3_request(sb, "POST", json={"target_url": "https://example.com/h",
-                                            "subscribed_events": ["message.sent"]})
+        lost = _v3(sb, "POST", json={"target_url": "https://example.com/h", "subscribed_events": ["message.sent"]})
         assert (lost.status_code, lost.json()["error"]["code"]) == (503, 4004)
         assert [s["target_url"] for s in sb.subscriptions(api="v3")] == ["https://example.com/h"]  # it happened

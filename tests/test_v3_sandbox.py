@@ -88,6 +88,7 @@ def test_the_cap_is_subscription_limit_reached_in_v2_and_1005_in_v3() -> None:
         over_v3 = _v3(sb, "POST", json={"target_url": "https://example.com/c", "subscribed_events": ["message.sent"]})
         assert (over_v3.status_code, over_v3.json()["error"]["code"]) == (422, 1005)
 
+
 def test_the_trigger_route_refuses_what_it_cannot_send(sandbox: Sandbox, receiver: Receiver) -> None:
     def trigger(body: object) -> requests.Response:
         return requests.post(sandbox.url + "/_sandbox/events", json=body, headers=v3.auth_headers(SENTINEL_TOKEN),
